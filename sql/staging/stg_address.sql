@@ -1,0 +1,21 @@
+-- stg_address: addresses conformed with their city and country.
+-- Grain: one row per address. Key: address_id.
+-- Source: bronze address, city, country (city/country LEFT JOINed, so an address whose
+-- city is missing is kept with NULL city/country).
+-- Cleaning: text trimmed, empty address2/postal_code/phone become NULL (Pagila stores '' for "none").
+CREATE OR REPLACE TABLE {{silver}}.stg_address AS
+SELECT
+    a.address_id::INTEGER                         AS address_id,
+    trim(a.address)                               AS address,
+    nullif(trim(a.address2), '')                  AS address2,
+    nullif(trim(a.district), '')                  AS district,
+    nullif(trim(a.postal_code), '')               AS postal_code,
+    nullif(trim(a.phone), '')                     AS phone,
+    a.city_id::INTEGER                            AS city_id,
+    trim(ci.city)                                 AS city,
+    ci.country_id::INTEGER                        AS country_id,
+    trim(co.country)                              AS country,
+    make_timestamp(epoch_us(a.last_update))       AS last_update
+FROM {{bronze}}.address AS a
+LEFT JOIN {{bronze}}.city AS ci ON ci.city_id = a.city_id
+LEFT JOIN {{bronze}}.country AS co ON co.country_id = ci.country_id;
