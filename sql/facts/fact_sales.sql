@@ -1,0 +1,31 @@
+-- fact_sales: payments.
+-- Grain: one row per payment (payment_id). Degenerate dimensions: payment_id, rental_id.
+-- Keys: date_key -> dim_date (payment day, UTC), customer_key -> dim_customer (the paying
+-- customer, payment.customer_id), staff_key -> dim_staff (the staff member who took the
+-- payment), film_key -> dim_film and store_key -> dim_store through the paid rental's
+-- inventory item (the store that owns the copy, as Pagila's sales_by_store does).
+-- Every key is NOT NULL: anything that cannot be resolved (NULL or unknown rental, unknown
+-- customer, staff, film or store) gets -1, so the row count always equals the source.
+-- Measure: amount DECIMAL(5,2). payment_date is the payment's naive UTC TIMESTAMP.
+-- Source: silver stg_payment, stg_rental, keymap_customer, keymap_staff, keymap_film,
+-- keymap_store, gold dim_* (for existence of the referenced entity).
+CREATE OR REPLACE TABLE {{gold}}.fact_sales AS
+SELECT
+    p.payment_id,
+    p.rental_id,
+    coalesce(dd.date_key, -1)       AS date_key,
+    coalesce(dc.customer_key, -1)   AS customer_key,
+    coalesce(df.film_key, -1)       AS film_key,
+    coalesce(ds.store_key, -1)      AS store_key,
+    coalesce(dst.staff_key, -1)     AS staff_key,
+    p.payment_date,
+    p.amount
+FROM {{silver}}.stg_payment AS p
+LEFT JOIN {{silver}}.stg_rental AS r ON r.rental_id = p.rental_id
+LEFT JOIN {{gold}}.dim_date AS dd
+       ON dd.date = p.payment_date::DATE
+LEFT JOIN {{gold}}.dim_customer AS dc ON dc.customer_id = p.customer_id
+LEFT JOIN {{gold}}.dim_film AS df ON df.film_id = r.film_id
+LEFT JOIN {{gold}}.dim_store AS ds ON ds.store_id = r.store_id
+LEFT JOIN {{gold}}.dim_staff AS dst ON dst.staff_id = p.staff_id
+ORDER BY p.payment_id;

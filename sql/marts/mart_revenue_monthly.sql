@@ -1,0 +1,35 @@
+-- mart_revenue_monthly: revenue per calendar month (UTC), store and film category.
+-- Grain: one row per (month, store_key, category_key) with at least one payment.
+-- Keys: month_start (first day of the month), store_key -> dim_store, category_key ->
+-- dim_category. -1 keys collect payments whose rental, store or category is unknown.
+-- Measures:
+--   payment_count  payments of films in the category.
+--   revenue        DECIMAL(18,2) sum(amount) of those payments. A film with several
+--                  categories counts fully in each of them (as Pagila's
+--                  sales_by_film_category view does), so revenue is additive over months
+--                  and stores but NOT over categories.
+--   revenue_allocated DECIMAL(18,6): amount x bridge weighting_factor, rounded per payment
+--                  and category to 6 decimals, additive over categories too (grand total
+--                  equals total payments to within a few millionths).
+-- Source: gold fact_sales, dim_date, dim_store, bridge_film_category, dim_category.
+CREATE OR REPLACE TABLE {{gold}}.mart_revenue_monthly AS
+SELECT
+    make_date(dd.year, dd.month, 1)                  AS month_start,
+    dd.year,
+    dd.month,
+    dd.month_name,
+    fs.store_key,
+    ds.store_id,
+    b.category_key,
+    dc.category,
+    count(*)::BIGINT                                 AS payment_count,
+    sum(fs.amount)::DECIMAL(18,2)                    AS revenue,
+    sum((fs.amount::DOUBLE * b.weighting_factor)::DECIMAL(18,6))::DECIMAL(18,6)
+                                                     AS revenue_allocated
+FROM {{gold}}.fact_sales AS fs
+JOIN {{gold}}.dim_date AS dd ON dd.date_key = fs.date_key
+JOIN {{gold}}.dim_store AS ds ON ds.store_key = fs.store_key
+JOIN {{gold}}.bridge_film_category AS b ON b.film_key = fs.film_key
+JOIN {{gold}}.dim_category AS dc ON dc.category_key = b.category_key
+GROUP BY ALL
+ORDER BY month_start, fs.store_key, b.category_key;
