@@ -1,0 +1,367 @@
+//! The SQL models of the Pagila star schema, embedded in the binary, in execution order.
+//!
+//! `CALL pagila_build_star()` loads the bronze tables ([`SOURCE_TABLES`]), then runs every
+//! [`MODELS`] entry in order (each rendered with [`render`]), then every [`CHECKS`] query,
+//! all inside one DuckDB transaction. The SQL lives in `sql/` (one model per file, each
+//! with a header comment giving its grain, keys and sources).
+//!
+//! Placeholders (`{{name}}`) understood by the SQL:
+//! - every model and check: `bronze`, `silver`, `gold`, `compat` (schema names, already
+//!   quoted identifiers, see [`quote_ident`] and [`Schemas::vars`]) and `run_id` (an integer);
+//! - checks only: `src_payment_count`, `src_payment_sum`, `src_rental_count` (figures read
+//!   from Postgres in the same snapshot, as plain decimal text: `16049`, `67416.51`; the sum
+//!   of an empty table is `0`). The check SQL puts them inside string literals itself.
+
+/// The Pagila tables copied into the bronze schema, one `CREATE OR REPLACE TABLE` each.
+pub const SOURCE_TABLES: &[&str] = &[
+    "actor",
+    "address",
+    "category",
+    "city",
+    "country",
+    "customer",
+    "film",
+    "film_actor",
+    "film_category",
+    "inventory",
+    "language",
+    "payment",
+    "rental",
+    "staff",
+    "store",
+];
+
+/// Which schema a model writes to (the key maps written by `keymap_*` live in silver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Silver,
+    Gold,
+    Compat,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+            Layer::Compat => "compat",
+        }
+    }
+}
+
+/// One model: a SQL file that may hold several `;`-separated statements.
+#[derive(Clone, Copy, Debug)]
+pub struct Model {
+    pub name: &'static str,
+    pub layer: Layer,
+    pub sql: &'static str,
+}
+
+/// One data-quality check: a single SELECT returning rows
+/// `(check VARCHAR, expected VARCHAR, actual VARCHAR, ok BOOLEAN)`; the build fails if any
+/// row has `ok` not true.
+#[derive(Clone, Copy, Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! model {
+    ($layer:ident, $path:literal, $name:literal) => {
+        Model {
+            name: $name,
+            layer: Layer::$layer,
+            sql: include_str!(concat!("../../sql/", $path, "/", $name, ".sql")),
+        }
+    };
+}
+
+macro_rules! check {
+    ($name:literal) => {
+        Check {
+            name: $name,
+            sql: include_str!(concat!("../../sql/checks/", $name, ".sql")),
+        }
+    };
+}
+
+/// Every model in execution order: each one only reads bronze tables and models above it.
+pub const MODELS: &[Model] = &[
+    // Schemas (CREATE SCHEMA IF NOT EXISTS silver, gold, compat).
+    model!(Silver, "setup", "schemas"),
+    // Staging: cleaned, conformed entities in silver.
+    model!(Silver, "staging", "stg_address"),
+    model!(Silver, "staging", "stg_customer"),
+    model!(Silver, "staging", "stg_staff"),
+    model!(Silver, "staging", "stg_store"),
+    model!(Silver, "staging", "stg_category"),
+    model!(Silver, "staging", "stg_film_category"),
+    model!(Silver, "staging", "stg_film"),
+    model!(Silver, "staging", "stg_actor"),
+    model!(Silver, "staging", "stg_film_actor"),
+    model!(Silver, "staging", "stg_inventory"),
+    model!(Silver, "staging", "stg_rental"),
+    model!(Silver, "staging", "stg_payment"),
+    // Persistent surrogate-key maps in silver: created if missing, only ever appended.
+    model!(Silver, "keymaps", "keymap_customer"),
+    model!(Silver, "keymaps", "keymap_film"),
+    model!(Silver, "keymaps", "keymap_store"),
+    model!(Silver, "keymaps", "keymap_staff"),
+    model!(Silver, "keymaps", "keymap_actor"),
+    model!(Silver, "keymaps", "keymap_category"),
+    // Dimensions and bridges in gold.
+    model!(Gold, "dims", "dim_date"),
+    model!(Gold, "dims", "dim_customer"),
+    model!(Gold, "dims", "dim_film"),
+    model!(Gold, "dims", "dim_store"),
+    model!(Gold, "dims", "dim_staff"),
+    model!(Gold, "dims", "dim_actor"),
+    model!(Gold, "dims", "dim_category"),
+    model!(Gold, "dims", "bridge_film_actor"),
+    model!(Gold, "dims", "bridge_film_category"),
+    // Facts.
+    model!(Gold, "facts", "fact_sales"),
+    model!(Gold, "facts", "fact_rental"),
+    // Marts.
+    model!(Gold, "marts", "mart_store_rentals"),
+    model!(Gold, "marts", "mart_revenue_monthly"),
+    // Views reproducing the original pagila_sales tables.
+    model!(Compat, "compat", "pagila_sales"),
+];
+
+/// Every check, run after the models.
+pub const CHECKS: &[Check] = &[
+    check!("fact_sales_reconciles"),
+    check!("fact_rental_reconciles"),
+    check!("fact_keys_resolve"),
+    check!("no_fanout"),
+    check!("unknown_members"),
+];
+
+/// Placeholders every model and check may use.
+pub const MODEL_VARS: &[&str] = &["bronze", "silver", "gold", "compat", "run_id"];
+
+/// Extra placeholders only the checks use.
+pub const CHECK_VARS: &[&str] = &["src_payment_count", "src_payment_sum", "src_rental_count"];
+
+/// Target schema names, unquoted (as the user configured them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schemas {
+    pub bronze: String,
+    pub silver: String,
+    pub gold: String,
+    pub compat: String,
+}
+
+impl Default for Schemas {
+    fn default() -> Self {
+        Schemas {
+            bronze: "bronze".to_string(),
+            silver: "silver".to_string(),
+            gold: "gold".to_string(),
+            compat: "pagila_sales".to_string(),
+        }
+    }
+}
+
+impl Schemas {
+    /// The model placeholders with the schema names quoted as identifiers.
+    pub fn vars(&self, run_id: i64) -> Vec<(&'static str, String)> {
+        vec![
+            ("bronze", quote_ident(&self.bronze)),
+            ("silver", quote_ident(&self.silver)),
+            ("gold", quote_ident(&self.gold)),
+            ("compat", quote_ident(&self.compat)),
+            ("run_id", run_id.to_string()),
+        ]
+    }
+}
+
+/// Quote a SQL identifier for DuckDB: wrap in double quotes, double any embedded quote.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Replace every `{{name}}` in `sql` by its value from `vars` (whitespace inside the braces
+/// is ignored). Substituted values are not scanned again. Fails on a placeholder that is not
+/// in `vars` and on an unterminated `{{`, so nothing unreplaced can reach DuckDB.
+pub fn render(sql: &str, vars: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unterminated placeholder at {:?}", excerpt(&rest[start..])))?;
+        let name = after[..end].trim();
+        let value = vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("unknown placeholder {{{{{name}}}}}"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn excerpt(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_vars() -> Vec<(&'static str, String)> {
+        Schemas::default().vars(7)
+    }
+
+    fn check_vars() -> Vec<(&'static str, String)> {
+        let mut v = model_vars();
+        v.push(("src_payment_count", "16049".into()));
+        v.push(("src_payment_sum", "67416.51".into()));
+        v.push(("src_rental_count", "16044".into()));
+        v
+    }
+
+    /// Lines of `sql` without `--` comments, for structural assertions.
+    fn code_lines(sql: &str) -> impl Iterator<Item = &str> {
+        sql.lines().map(|l| l.split("--").next().unwrap_or("")).filter(|l| !l.trim().is_empty())
+    }
+
+    #[test]
+    fn every_model_renders_without_leftover_placeholders() {
+        for m in MODELS {
+            let sql = render(m.sql, &model_vars()).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            assert!(!sql.contains("{{") && !sql.contains("}}"), "{} keeps a placeholder", m.name);
+            assert!(sql.contains("\"silver\"") || sql.contains("\"gold\""), "{} names no schema", m.name);
+        }
+    }
+
+    #[test]
+    fn every_check_renders_without_leftover_placeholders() {
+        for c in CHECKS {
+            let sql = render(c.sql, &check_vars()).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            assert!(!sql.contains("{{") && !sql.contains("}}"), "{} keeps a placeholder", c.name);
+        }
+    }
+
+    #[test]
+    fn models_need_no_check_figures() {
+        for m in MODELS {
+            for v in CHECK_VARS {
+                assert!(!m.sql.contains(v), "model {} uses check-only placeholder {v}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_match_the_sql() {
+        let mut names: Vec<&str> = MODELS.iter().map(|m| m.name).chain(CHECKS.iter().map(|c| c.name)).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate model or check name");
+        for m in MODELS {
+            // The header comment starts with the model's name.
+            assert!(m.sql.starts_with(&format!("-- {}:", m.name)), "{} header does not name the model", m.name);
+        }
+        for c in CHECKS {
+            assert!(c.sql.starts_with(&format!("-- check {}", c.name)), "{} header does not name the check", c.name);
+        }
+    }
+
+    #[test]
+    fn model_writes_to_its_layer() {
+        for m in MODELS {
+            let target = match m.layer {
+                Layer::Silver => "{{silver}}",
+                Layer::Gold => "{{gold}}",
+                Layer::Compat => "{{compat}}",
+            };
+            let creates = code_lines(m.sql).filter(|l| l.trim_start().starts_with("CREATE")).count();
+            let in_layer = code_lines(m.sql)
+                .filter(|l| l.trim_start().starts_with("CREATE") && l.contains(target))
+                .count();
+            if m.name != "schemas" {
+                assert!(creates > 0 && creates == in_layer, "{} creates outside {}", m.name, m.layer.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn checks_are_single_statements() {
+        for c in CHECKS {
+            let code: String = code_lines(c.sql).collect::<Vec<_>>().join("\n");
+            let code = code.trim_end();
+            assert!(code.ends_with(';'), "{} does not end with ';'", c.name);
+            assert_eq!(code.matches(';').count(), 1, "{} holds several statements", c.name);
+            assert!(code.trim_start().starts_with("WITH") || code.trim_start().starts_with("SELECT"));
+        }
+    }
+
+    #[test]
+    fn no_semicolon_or_placeholder_braces_in_comments() {
+        // Keeps the SQL safe for a splitter that cuts at ';' and for render().
+        for (name, sql) in MODELS.iter().map(|m| (m.name, m.sql)).chain(CHECKS.iter().map(|c| (c.name, c.sql))) {
+            for line in sql.lines() {
+                if let Some((_, comment)) = line.split_once("--") {
+                    assert!(!comment.contains(';'), "{name}: ';' in comment: {line}");
+                    assert!(!comment.contains("{{"), "{name}: placeholder in comment: {line}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn password_never_leaves_bronze() {
+        for m in MODELS {
+            let code: String = code_lines(m.sql).collect::<Vec<_>>().join("\n");
+            assert!(!code.to_lowercase().contains("password"), "{} reads a password", m.name);
+        }
+    }
+
+    #[test]
+    fn every_source_table_is_read() {
+        assert_eq!(SOURCE_TABLES.len(), 15);
+        for t in SOURCE_TABLES {
+            let needle = format!("{{{{bronze}}}}.{t}");
+            let used = MODELS.iter().any(|m| {
+                m.sql.match_indices(&needle).any(|(i, _)| {
+                    !m.sql[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+            });
+            assert!(used, "bronze table {t} is never read");
+        }
+    }
+
+    #[test]
+    fn render_replaces_and_rejects() {
+        let vars = vec![("a", "x".to_string()), ("b", "{{a}}".to_string())];
+        assert_eq!(render("1 {{a}} 2 {{ a }} {{b}}", &vars).unwrap(), "1 x 2 x {{a}}");
+        assert_eq!(render("no placeholders", &vars).unwrap(), "no placeholders");
+        assert!(render("{{zzz}}", &vars).unwrap_err().contains("zzz"));
+        assert!(render("x {{a", &vars).unwrap_err().contains("unterminated"));
+        assert!(render("{{src_payment_sum}}", &model_vars()).is_err());
+    }
+
+    #[test]
+    fn schema_names_are_quoted() {
+        let s = Schemas {
+            bronze: "my \"raw\"".into(),
+            ..Schemas::default()
+        };
+        let vars = s.vars(1);
+        assert_eq!(render("{{bronze}}.t", &vars).unwrap(), "\"my \"\"raw\"\"\".t");
+        assert_eq!(render("{{compat}}", &vars).unwrap(), "\"pagila_sales\"");
+        assert_eq!(render("{{run_id}}", &vars).unwrap(), "1");
+        let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, MODEL_VARS);
+    }
+}
