@@ -232,15 +232,25 @@ mod tests {
 
     /// Lines of `sql` without `--` comments, for structural assertions.
     fn code_lines(sql: &str) -> impl Iterator<Item = &str> {
-        sql.lines().map(|l| l.split("--").next().unwrap_or("")).filter(|l| !l.trim().is_empty())
+        sql.lines()
+            .map(|l| l.split("--").next().unwrap_or(""))
+            .filter(|l| !l.trim().is_empty())
     }
 
     #[test]
     fn every_model_renders_without_leftover_placeholders() {
         for m in MODELS {
             let sql = render(m.sql, &model_vars()).unwrap_or_else(|e| panic!("{}: {e}", m.name));
-            assert!(!sql.contains("{{") && !sql.contains("}}"), "{} keeps a placeholder", m.name);
-            assert!(sql.contains("\"silver\"") || sql.contains("\"gold\""), "{} names no schema", m.name);
+            assert!(
+                !sql.contains("{{") && !sql.contains("}}"),
+                "{} keeps a placeholder",
+                m.name
+            );
+            assert!(
+                sql.contains("\"silver\"") || sql.contains("\"gold\""),
+                "{} names no schema",
+                m.name
+            );
         }
     }
 
@@ -248,7 +258,11 @@ mod tests {
     fn every_check_renders_without_leftover_placeholders() {
         for c in CHECKS {
             let sql = render(c.sql, &check_vars()).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-            assert!(!sql.contains("{{") && !sql.contains("}}"), "{} keeps a placeholder", c.name);
+            assert!(
+                !sql.contains("{{") && !sql.contains("}}"),
+                "{} keeps a placeholder",
+                c.name
+            );
         }
     }
 
@@ -256,24 +270,40 @@ mod tests {
     fn models_need_no_check_figures() {
         for m in MODELS {
             for v in CHECK_VARS {
-                assert!(!m.sql.contains(v), "model {} uses check-only placeholder {v}", m.name);
+                assert!(
+                    !m.sql.contains(v),
+                    "model {} uses check-only placeholder {v}",
+                    m.name
+                );
             }
         }
     }
 
     #[test]
     fn names_are_unique_and_match_the_sql() {
-        let mut names: Vec<&str> = MODELS.iter().map(|m| m.name).chain(CHECKS.iter().map(|c| c.name)).collect();
+        let mut names: Vec<&str> = MODELS
+            .iter()
+            .map(|m| m.name)
+            .chain(CHECKS.iter().map(|c| c.name))
+            .collect();
         let n = names.len();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), n, "duplicate model or check name");
         for m in MODELS {
             // The header comment starts with the model's name.
-            assert!(m.sql.starts_with(&format!("-- {}:", m.name)), "{} header does not name the model", m.name);
+            assert!(
+                m.sql.starts_with(&format!("-- {}:", m.name)),
+                "{} header does not name the model",
+                m.name
+            );
         }
         for c in CHECKS {
-            assert!(c.sql.starts_with(&format!("-- check {}", c.name)), "{} header does not name the check", c.name);
+            assert!(
+                c.sql.starts_with(&format!("-- check {}", c.name)),
+                "{} header does not name the check",
+                c.name
+            );
         }
     }
 
@@ -285,12 +315,19 @@ mod tests {
                 Layer::Gold => "{{gold}}",
                 Layer::Compat => "{{compat}}",
             };
-            let creates = code_lines(m.sql).filter(|l| l.trim_start().starts_with("CREATE")).count();
+            let creates = code_lines(m.sql)
+                .filter(|l| l.trim_start().starts_with("CREATE"))
+                .count();
             let in_layer = code_lines(m.sql)
                 .filter(|l| l.trim_start().starts_with("CREATE") && l.contains(target))
                 .count();
             if m.name != "schemas" {
-                assert!(creates > 0 && creates == in_layer, "{} creates outside {}", m.name, m.layer.as_str());
+                assert!(
+                    creates > 0 && creates == in_layer,
+                    "{} creates outside {}",
+                    m.name,
+                    m.layer.as_str()
+                );
             }
         }
     }
@@ -301,19 +338,33 @@ mod tests {
             let code: String = code_lines(c.sql).collect::<Vec<_>>().join("\n");
             let code = code.trim_end();
             assert!(code.ends_with(';'), "{} does not end with ';'", c.name);
-            assert_eq!(code.matches(';').count(), 1, "{} holds several statements", c.name);
-            assert!(code.trim_start().starts_with("WITH") || code.trim_start().starts_with("SELECT"));
+            assert_eq!(
+                code.matches(';').count(),
+                1,
+                "{} holds several statements",
+                c.name
+            );
+            assert!(
+                code.trim_start().starts_with("WITH") || code.trim_start().starts_with("SELECT")
+            );
         }
     }
 
     #[test]
     fn no_semicolon_or_placeholder_braces_in_comments() {
         // Keeps the SQL safe for a splitter that cuts at ';' and for render().
-        for (name, sql) in MODELS.iter().map(|m| (m.name, m.sql)).chain(CHECKS.iter().map(|c| (c.name, c.sql))) {
+        for (name, sql) in MODELS
+            .iter()
+            .map(|m| (m.name, m.sql))
+            .chain(CHECKS.iter().map(|c| (c.name, c.sql)))
+        {
             for line in sql.lines() {
                 if let Some((_, comment)) = line.split_once("--") {
                     assert!(!comment.contains(';'), "{name}: ';' in comment: {line}");
-                    assert!(!comment.contains("{{"), "{name}: placeholder in comment: {line}");
+                    assert!(
+                        !comment.contains("{{"),
+                        "{name}: placeholder in comment: {line}"
+                    );
                 }
             }
         }
@@ -323,7 +374,11 @@ mod tests {
     fn password_never_leaves_bronze() {
         for m in MODELS {
             let code: String = code_lines(m.sql).collect::<Vec<_>>().join("\n");
-            assert!(!code.to_lowercase().contains("password"), "{} reads a password", m.name);
+            assert!(
+                !code.to_lowercase().contains("password"),
+                "{} reads a password",
+                m.name
+            );
         }
     }
 
@@ -334,7 +389,8 @@ mod tests {
             let needle = format!("{{{{bronze}}}}.{t}");
             let used = MODELS.iter().any(|m| {
                 m.sql.match_indices(&needle).any(|(i, _)| {
-                    !m.sql[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    !m.sql[i + needle.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
                 })
             });
             assert!(used, "bronze table {t} is never read");
@@ -344,7 +400,10 @@ mod tests {
     #[test]
     fn render_replaces_and_rejects() {
         let vars = vec![("a", "x".to_string()), ("b", "{{a}}".to_string())];
-        assert_eq!(render("1 {{a}} 2 {{ a }} {{b}}", &vars).unwrap(), "1 x 2 x {{a}}");
+        assert_eq!(
+            render("1 {{a}} 2 {{ a }} {{b}}", &vars).unwrap(),
+            "1 x 2 x {{a}}"
+        );
         assert_eq!(render("no placeholders", &vars).unwrap(), "no placeholders");
         assert!(render("{{zzz}}", &vars).unwrap_err().contains("zzz"));
         assert!(render("x {{a", &vars).unwrap_err().contains("unterminated"));
@@ -358,7 +417,10 @@ mod tests {
             ..Schemas::default()
         };
         let vars = s.vars(1);
-        assert_eq!(render("{{bronze}}.t", &vars).unwrap(), "\"my \"\"raw\"\"\".t");
+        assert_eq!(
+            render("{{bronze}}.t", &vars).unwrap(),
+            "\"my \"\"raw\"\"\".t"
+        );
         assert_eq!(render("{{compat}}", &vars).unwrap(), "\"pagila_sales\"");
         assert_eq!(render("{{run_id}}", &vars).unwrap(), "1");
         let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
