@@ -1,7 +1,9 @@
 //! pagila_star: a DuckDB extension that streams PostgreSQL tables into DuckDB
 //! (`pagila_extract`) and builds the Pagila star schema (`pagila_build_star`).
 
+pub mod extract;
 pub mod ffi;
+pub mod pg;
 pub mod state;
 pub mod types;
 pub mod version;
@@ -27,8 +29,13 @@ pub unsafe extern "C" fn pagila_star_init_c_api(
 
 fn register_all(con: sys::duckdb_connection) -> Result<(), ffi::BoxError> {
     let host_string = library_version();
-    let host = HostVersion::parse(&host_string).ok_or_else(|| format!("unrecognised DuckDB version {host_string:?}"))?;
+    let host =
+        HostVersion::parse(&host_string).ok_or_else(|| format!("unrecognised DuckDB version {host_string:?}"))?;
     let state = Arc::new(ExtensionState { host_string, host });
     ffi::table::register::<version::VersionFunction>(con, &state)?;
+    ffi::table::register::<extract::ExtractFunction>(con, &state)?;
+    ffi::table::register::<extract::QueryFunction>(con, &state)?;
+    ffi::table::register::<extract::snapshot::SnapshotFunction>(con, &state)?;
+    ffi::table::register::<extract::snapshot::ReleaseFunction>(con, &state)?;
     Ok(())
 }

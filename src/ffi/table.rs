@@ -90,6 +90,11 @@ pub trait TableFunction: 'static {
 
     const NAME: &'static str;
     const PROJECTION_PUSHDOWN: bool = false;
+    /// Report bind errors when the query starts instead of at bind. DuckDB quotes
+    /// the caller's SQL next to bind errors ("LINE 1: … dsn := '…password=…'"),
+    /// which would show a password typed into a DSN; errors raised at init are
+    /// shown without it. A failed bind then has one VARCHAR column, `error`.
+    const DEFER_BIND_ERRORS: bool = false;
 
     fn parameters() -> Vec<DuckType> {
         Vec::new()
@@ -120,7 +125,10 @@ fn contain<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(p) => Err(format!("pagila_star internal error (panic): {}", panic_message(p.as_ref()))),
+        Err(p) => Err(format!(
+            "pagila_star internal error (panic): {}",
+            panic_message(p.as_ref())
+        )),
     }
 }
 
@@ -137,7 +145,20 @@ unsafe extern "C" fn bind_cb<F: TableFunction>(info: sys::duckdb_bind_info) {
     // that lives as long as the function.
     let state = &*(sys::duckdb_bind_get_extra_info(info) as *const Arc<ExtensionState>);
     let input = BindInput { raw: info };
-    match contain(|| F::bind(state, &input)) {
+    let outcome = match contain(|| F::bind(state, &input)) {
+        Err(msg) if F::DEFER_BIND_ERRORS => Ok(Bound {
+            data: Err(msg),
+            columns: vec![("error".to_string(), DuckType::Varchar)],
+            cardinality: Some(0),
+        }),
+        Ok(b) => Ok(Bound {
+            data: Ok(b.data),
+            columns: b.columns,
+            cardinality: b.cardinality,
+        }),
+        Err(msg) => Err(msg),
+    };
+    match outcome {
         Ok(bound) => {
             for (name, t) in &bound.columns {
                 let lt = LogicalType::new(t);
@@ -150,7 +171,7 @@ unsafe extern "C" fn bind_cb<F: TableFunction>(info: sys::duckdb_bind_info) {
             }
             let b = Box::into_raw(Box::new(bound.data));
             // SAFETY: ownership of b moves to DuckDB, which frees it with drop_box.
-            sys::duckdb_bind_set_bind_data(info, b.cast(), Some(drop_box::<F::Bind>));
+            sys::duckdb_bind_set_bind_data(info, b.cast(), Some(drop_box::<BindSlot<F::Bind>>));
         }
         Err(msg) => {
             let c = cstring(&msg);
@@ -159,9 +180,19 @@ unsafe extern "C" fn bind_cb<F: TableFunction>(info: sys::duckdb_bind_info) {
     }
 }
 
+/// The bind data DuckDB holds: the function's state, or a deferred bind error.
+type BindSlot<B> = Result<B, String>;
+
 unsafe extern "C" fn init_cb<F: TableFunction>(info: sys::duckdb_init_info) {
-    // SAFETY: bind data was set by bind_cb to a Box<F::Bind> that outlives init.
-    let bind = &*(sys::duckdb_init_get_bind_data(info) as *const F::Bind);
+    // SAFETY: bind data was set by bind_cb to a Box<BindSlot<F::Bind>> that outlives init.
+    let bind = match &*(sys::duckdb_init_get_bind_data(info) as *const BindSlot<F::Bind>) {
+        Ok(b) => b,
+        Err(msg) => {
+            let c = cstring(msg);
+            sys::duckdb_init_set_error(info, c.as_ptr());
+            return;
+        }
+    };
     let n = sys::duckdb_init_get_column_count(info) as usize;
     let projection: Vec<usize> = (0..n)
         .map(|i| sys::duckdb_init_get_column_index(info, i as sys::idx_t) as usize)
@@ -196,7 +227,10 @@ unsafe extern "C" fn scan_cb<F: TableFunction>(info: sys::duckdb_function_info, 
     // SAFETY: bind, global and local data are the Boxes installed by the callbacks
     // above; DuckDB keeps them alive for the scan and gives each thread its own
     // local slot, so the &mut is exclusive.
-    let bind = &*(sys::duckdb_function_get_bind_data(info) as *const F::Bind);
+    let Ok(bind) = &*(sys::duckdb_function_get_bind_data(info) as *const BindSlot<F::Bind>) else {
+        // init refused to start this scan; DuckDB does not call scan then.
+        return;
+    };
     let global = &*(sys::duckdb_function_get_init_data(info) as *const F::Global);
     let slot = &mut *(sys::duckdb_function_get_local_init_data(info) as *mut LocalSlot<F::Local>);
     let mut out = OutputChunk::from_raw(output);

@@ -1,0 +1,88 @@
+//! Typed parameters of the extract functions and where the connection comes from:
+//! the `dsn :=` parameter, else the `pagila_dsn` setting, else the libpq
+//! environment (PGHOST, PGPORT, …, ~/.pgpass).
+
+use std::time::Duration;
+
+use crate::ffi::table::BindInput;
+use crate::ffi::BoxError;
+use crate::pg::catalog::NumericPolicy;
+use crate::pg::PgConfig;
+use crate::state::ExtensionState;
+use crate::types::DuckType;
+
+/// Named parameters every function that talks to Postgres accepts.
+pub fn connection_parameters() -> Vec<(&'static str, DuckType)> {
+    vec![
+        ("dsn", DuckType::Varchar),
+        ("connect_timeout", DuckType::BigInt),
+        ("statement_timeout", DuckType::Varchar),
+    ]
+}
+
+/// The connection settings for a call.
+pub fn resolve_config(input: &BindInput, state: &ExtensionState) -> Result<PgConfig, BoxError> {
+    let dsn = input
+        .named_str("dsn")
+        .or_else(|| input.setting(state, "pagila_dsn").filter(|s| !s.is_empty()))
+        .unwrap_or_default();
+    let mut cfg = PgConfig::from_dsn(&dsn)?;
+    if let Some(t) = input.named_i64("connect_timeout") {
+        cfg.connect_timeout = (t > 0).then(|| Duration::from_secs(t.max(2) as u64));
+    }
+    let st = input.named_str("statement_timeout").or_else(|| {
+        input
+            .setting(state, "pagila_statement_timeout")
+            .filter(|s| !s.is_empty())
+    });
+    if let Some(t) = st {
+        // Reuse the DSN parser's rules for durations.
+        let probe = PgConfig::resolve(&format!("statement_timeout='{}'", t.replace('\'', "")), &|_| None)?;
+        cfg.statement_timeout = probe.statement_timeout;
+    }
+    Ok(cfg)
+}
+
+/// Parameters of `pagila_extract` / `pagila_query`.
+pub struct ScanParams {
+    pub snapshot: Option<String>,
+    pub threads: Option<u64>,
+    pub numeric: NumericPolicy,
+    pub filter: Option<String>,
+}
+
+impl ScanParams {
+    pub fn named() -> Vec<(&'static str, DuckType)> {
+        let mut v = connection_parameters();
+        v.extend([
+            ("snapshot", DuckType::Varchar),
+            ("threads", DuckType::BigInt),
+            ("unconstrained_numeric", DuckType::Varchar),
+            ("filter", DuckType::Varchar),
+        ]);
+        v
+    }
+
+    pub fn from_input(input: &BindInput) -> Result<ScanParams, BoxError> {
+        let threads = match input.named_i64("threads") {
+            Some(t) if t < 1 => return Err(format!("threads must be at least 1, not {t}").into()),
+            t => t.map(|t| t as u64),
+        };
+        let numeric = match input.named_str("unconstrained_numeric") {
+            Some(s) => NumericPolicy::parse(&s)?,
+            None => NumericPolicy::DEFAULT,
+        };
+        let snapshot = input.named_str("snapshot").filter(|s| !s.is_empty());
+        if let Some(s) = &snapshot {
+            if !s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                return Err(format!("'{s}' is not a Postgres snapshot id (as returned by pagila_snapshot())").into());
+            }
+        }
+        Ok(ScanParams {
+            snapshot,
+            threads,
+            numeric,
+            filter: input.named_str("filter").filter(|s| !s.trim().is_empty()),
+        })
+    }
+}

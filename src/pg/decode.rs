@@ -1,0 +1,343 @@
+//! Pure decoders for Postgres' binary formats (as sent by binary COPY), into the
+//! representations DuckDB stores. No I/O, no DuckDB calls: unit-testable.
+
+/// Days from 1970-01-01 (DuckDB's epoch) to 2000-01-01 (Postgres').
+pub const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds between the two epochs.
+pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Why a value could not be converted; the caller adds table and column.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+type R<T> = Result<T, DecodeError>;
+
+fn need(b: &[u8], n: usize, what: &str) -> R<()> {
+    if b.len() != n {
+        return Err(DecodeError(format!("{what} value has {} bytes, expected {n}", b.len())));
+    }
+    Ok(())
+}
+
+#[inline]
+pub fn i16_be(b: &[u8]) -> R<i16> {
+    need(b, 2, "int2")?;
+    Ok(i16::from_be_bytes([b[0], b[1]]))
+}
+#[inline]
+pub fn i32_be(b: &[u8]) -> R<i32> {
+    need(b, 4, "int4")?;
+    Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+#[inline]
+pub fn i64_be(b: &[u8]) -> R<i64> {
+    need(b, 8, "int8")?;
+    Ok(i64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Postgres date → DuckDB date (days since 1970). ±infinity map to DuckDB's ±infinity.
+#[inline]
+pub fn date(b: &[u8]) -> R<i32> {
+    let d = i32_be(b)?;
+    Ok(match d {
+        i32::MAX => i32::MAX,
+        i32::MIN => -i32::MAX,
+        d => d
+            .checked_add(PG_EPOCH_DAYS)
+            .ok_or_else(|| DecodeError(format!("date {d} days after 2000-01-01 is out of DuckDB's range")))?,
+    })
+}
+
+/// Postgres timestamp/timestamptz → DuckDB micros since 1970 (UTC for tz).
+/// ±infinity map to DuckDB's ±infinity.
+#[inline]
+pub fn timestamp(b: &[u8]) -> R<i64> {
+    let t = i64_be(b)?;
+    Ok(match t {
+        i64::MAX => i64::MAX,
+        i64::MIN => -i64::MAX,
+        t => t
+            .checked_add(PG_EPOCH_MICROS)
+            .filter(|v| *v < i64::MAX - 1 && *v > -i64::MAX + 1)
+            .ok_or_else(|| DecodeError("timestamp is out of DuckDB's range".into()))?,
+    })
+}
+
+/// Postgres interval (micros, days, months) → (months, days, micros).
+#[inline]
+pub fn interval(b: &[u8]) -> R<(i32, i32, i64)> {
+    need(b, 16, "interval")?;
+    let micros = i64::from_be_bytes(b[0..8].try_into().expect("8"));
+    let days = i32::from_be_bytes(b[8..12].try_into().expect("4"));
+    let months = i32::from_be_bytes(b[12..16].try_into().expect("4"));
+    Ok((months, days, micros))
+}
+
+/// Postgres uuid (16 bytes, big-endian) → DuckDB's hugeint storage [lower, upper]
+/// (the upper half has its sign bit flipped so that UUIDs sort as bytes).
+#[inline]
+pub fn uuid(b: &[u8]) -> R<[u64; 2]> {
+    need(b, 16, "uuid")?;
+    let upper = u64::from_be_bytes(b[0..8].try_into().expect("8")) ^ (1u64 << 63);
+    let lower = u64::from_be_bytes(b[8..16].try_into().expect("8"));
+    Ok([lower, upper])
+}
+
+/// A Postgres numeric in binary form.
+pub struct Numeric<'a> {
+    weight: i16,
+    sign: u16,
+    dscale: u16,
+    digits: &'a [u8],
+}
+
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_NAN: u16 = 0xC000;
+const NUMERIC_PINF: u16 = 0xD000;
+const NUMERIC_NINF: u16 = 0xF000;
+
+impl<'a> Numeric<'a> {
+    pub fn parse(b: &'a [u8]) -> R<Numeric<'a>> {
+        if b.len() < 8 {
+            return Err(DecodeError("numeric value is truncated".into()));
+        }
+        let ndigits = u16::from_be_bytes([b[0], b[1]]) as usize;
+        let weight = i16::from_be_bytes([b[2], b[3]]);
+        let sign = u16::from_be_bytes([b[4], b[5]]);
+        let dscale = u16::from_be_bytes([b[6], b[7]]);
+        if b.len() != 8 + 2 * ndigits {
+            return Err(DecodeError("numeric value has a bad length".into()));
+        }
+        Ok(Numeric {
+            weight,
+            sign,
+            dscale,
+            digits: &b[8..],
+        })
+    }
+
+    fn digit(&self, i: usize) -> i128 {
+        i128::from(u16::from_be_bytes([self.digits[2 * i], self.digits[2 * i + 1]]))
+    }
+
+    fn ndigits(&self) -> usize {
+        self.digits.len() / 2
+    }
+
+    /// The value scaled by 10^scale as an integer, if it is exact and has at most
+    /// `width` digits; otherwise None.
+    pub fn to_scaled(&self, width: u8, scale: u8) -> Option<i128> {
+        if matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
+            return None;
+        }
+        let mut acc: i128 = 0;
+        for i in 0..self.ndigits() {
+            acc = acc.checked_mul(10_000)?.checked_add(self.digit(i))?;
+        }
+        // acc * 10000^(weight - ndigits + 1) * 10^scale
+        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
+        if acc != 0 {
+            if exp10 >= 0 {
+                acc = acc.checked_mul(10i128.checked_pow(exp10 as u32)?)?;
+            } else {
+                let div = 10i128.checked_pow((-exp10) as u32);
+                match div {
+                    Some(d) => {
+                        if acc % d != 0 {
+                            return None;
+                        }
+                        acc /= d;
+                    }
+                    None => return None,
+                }
+            }
+        }
+        if acc >= 10i128.pow(u32::from(width)) {
+            return None;
+        }
+        Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
+    }
+
+    /// Postgres' text form, for messages.
+    pub fn to_text(&self) -> String {
+        match self.sign {
+            NUMERIC_NAN => return "NaN".into(),
+            NUMERIC_PINF => return "Infinity".into(),
+            NUMERIC_NINF => return "-Infinity".into(),
+            _ => {}
+        }
+        let mut int_part = String::new();
+        let mut frac_part = String::new();
+        let n = self.ndigits() as i32;
+        let w = i32::from(self.weight);
+        for g in 0..=w.max(0) {
+            let d = if g < n && g <= w { self.digit(g as usize) } else { 0 };
+            if g > w {
+                break;
+            }
+            if int_part.is_empty() {
+                if d != 0 {
+                    int_part = d.to_string();
+                }
+            } else {
+                int_part.push_str(&format!("{d:04}"));
+            }
+        }
+        if int_part.is_empty() {
+            int_part.push('0');
+        }
+        let mut g = w + 1;
+        while (frac_part.len() as i32) < i32::from(self.dscale) {
+            let d = if g >= 0 && g < n { self.digit(g as usize) } else { 0 };
+            frac_part.push_str(&format!("{d:04}"));
+            g += 1;
+        }
+        frac_part.truncate(self.dscale as usize);
+        let sign = if self.sign == NUMERIC_NEG { "-" } else { "" };
+        if frac_part.is_empty() {
+            format!("{sign}{int_part}")
+        } else {
+            format!("{sign}{int_part}.{frac_part}")
+        }
+    }
+}
+
+/// The header of a binary array value.
+pub struct ArrayHeader {
+    pub ndim: i32,
+    pub elem_oid: u32,
+    /// Elements in total (product of the dimensions).
+    pub len: usize,
+    /// Offset of the first element in the value.
+    pub data_start: usize,
+}
+
+pub fn array_header(b: &[u8]) -> R<ArrayHeader> {
+    if b.len() < 12 {
+        return Err(DecodeError("array value is truncated".into()));
+    }
+    let ndim = i32::from_be_bytes(b[0..4].try_into().expect("4"));
+    let elem_oid = u32::from_be_bytes(b[8..12].try_into().expect("4"));
+    if ndim < 0 || b.len() < 12 + 8 * ndim as usize {
+        return Err(DecodeError("array value is truncated".into()));
+    }
+    let mut len: usize = if ndim == 0 { 0 } else { 1 };
+    for d in 0..ndim as usize {
+        let dl = i32::from_be_bytes(b[12 + 8 * d..16 + 8 * d].try_into().expect("4"));
+        len = len.saturating_mul(dl.max(0) as usize);
+    }
+    Ok(ArrayHeader {
+        ndim,
+        elem_oid,
+        len,
+        data_start: 12 + 8 * ndim as usize,
+    })
+}
+
+/// Iterates over the fields of a tuple (or the elements of an array):
+/// `Some(bytes)` for a value, `None` for NULL.
+pub struct Fields<'a> {
+    b: &'a [u8],
+    p: usize,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(b: &'a [u8], start: usize) -> Fields<'a> {
+        Fields { b, p: start }
+    }
+
+    #[inline]
+    pub fn next_field(&mut self) -> R<Option<&'a [u8]>> {
+        let b = self.b;
+        if b.len() < self.p + 4 {
+            return Err(DecodeError("tuple is truncated".into()));
+        }
+        let len = i32::from_be_bytes(b[self.p..self.p + 4].try_into().expect("4"));
+        self.p += 4;
+        if len < 0 {
+            return Ok(None);
+        }
+        let end = self.p + len as usize;
+        if end > b.len() {
+            return Err(DecodeError("tuple is truncated".into()));
+        }
+        let v = &b[self.p..end];
+        self.p = end;
+        Ok(Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: &[u16], weight: i16, sign: u16, dscale: u16) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(ndigits.len() as u16).to_be_bytes());
+        b.extend_from_slice(&weight.to_be_bytes());
+        b.extend_from_slice(&sign.to_be_bytes());
+        b.extend_from_slice(&dscale.to_be_bytes());
+        for d in ndigits {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn numerics() {
+        // 12345.67 = [1, 2345, 6700], weight 1
+        let b = numeric(&[1, 2345, 6700], 1, 0, 2);
+        let n = Numeric::parse(&b).unwrap();
+        assert_eq!(n.to_scaled(7, 2), Some(1_234_567));
+        assert_eq!(n.to_scaled(9, 4), Some(123_456_700));
+        assert_eq!(n.to_scaled(6, 2), None, "7 digits do not fit width 6");
+        assert_eq!(n.to_scaled(7, 1), None, "would lose the last digit");
+        assert_eq!(n.to_text(), "12345.67");
+        // -0.99
+        let b = numeric(&[9900], -1, NUMERIC_NEG, 2);
+        let n = Numeric::parse(&b).unwrap();
+        assert_eq!(n.to_scaled(5, 2), Some(-99));
+        assert_eq!(n.to_text(), "-0.99");
+        // 0
+        let b = numeric(&[], 0, 0, 2);
+        assert_eq!(Numeric::parse(&b).unwrap().to_scaled(5, 2), Some(0));
+        assert_eq!(Numeric::parse(&b).unwrap().to_text(), "0.00");
+        // 1e30 with scale 10 does not fit DECIMAL(38,10)
+        let b = numeric(&[1], 7, 0, 0);
+        assert_eq!(Numeric::parse(&b).unwrap().to_scaled(38, 10), None);
+        assert_eq!(Numeric::parse(&b).unwrap().to_text(), "10000000000000000000000000000");
+        let b = numeric(&[], 0, NUMERIC_NAN, 0);
+        assert_eq!(Numeric::parse(&b).unwrap().to_scaled(38, 10), None);
+        assert_eq!(Numeric::parse(&b).unwrap().to_text(), "NaN");
+    }
+
+    #[test]
+    fn dates_and_times() {
+        assert_eq!(date(&0i32.to_be_bytes()).unwrap(), 10_957);
+        assert_eq!(date(&i32::MAX.to_be_bytes()).unwrap(), i32::MAX);
+        assert_eq!(date(&i32::MIN.to_be_bytes()).unwrap(), -i32::MAX);
+        assert_eq!(timestamp(&0i64.to_be_bytes()).unwrap(), PG_EPOCH_MICROS);
+        assert_eq!(timestamp(&i64::MIN.to_be_bytes()).unwrap(), -i64::MAX);
+        assert!(date(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn uuids() {
+        let b: Vec<u8> = (0u8..16).collect();
+        let [lower, upper] = uuid(&b).unwrap();
+        assert_eq!(lower, 0x0809_0a0b_0c0d_0e0f);
+        assert_eq!(upper, 0x0001_0203_0405_0607 ^ (1 << 63));
+    }
+
+    #[test]
+    fn fields() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&[1, 2]);
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        let mut f = Fields::new(&b, 0);
+        assert_eq!(f.next_field().unwrap(), Some(&[1u8, 2][..]));
+        assert_eq!(f.next_field().unwrap(), None);
+        assert!(f.next_field().is_err());
+    }
+}

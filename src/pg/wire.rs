@@ -1,0 +1,848 @@
+//! Our own synchronous Postgres client: startup, authentication (cleartext, MD5,
+//! SCRAM-SHA-256), simple queries, Describe, binary COPY OUT and cancel.
+//!
+//! Message encoding and SCRAM come from `postgres-protocol`; the read loop is
+//! ours, parsing messages in place from one large buffer, so the COPY hot path
+//! makes no allocation per row.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::ops::Range;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
+
+use super::config::{PgConfig, SslMode};
+use super::error::{PgError, ServerError};
+
+/// The byte stream under a session.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) {
+        let _ = match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
+        };
+    }
+}
+
+/// Where to send a CancelRequest for a session.
+#[derive(Clone, Debug)]
+pub struct CancelHandle {
+    addr: Endpoint,
+    pid: i32,
+    key: i32,
+}
+
+#[derive(Clone, Debug)]
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl CancelHandle {
+    /// Asks the server to cancel the session's running query (best effort).
+    pub fn cancel(&self) {
+        let mut buf = BytesMut::new();
+        frontend::cancel_request(self.pid, self.key, &mut buf);
+        let t = Duration::from_secs(5);
+        let _ = match &self.addr {
+            Endpoint::Tcp(a) => TcpStream::connect_timeout(a, t).and_then(|mut s| {
+                s.write_all(&buf)?;
+                // Wait for the server to close, so the cancel has been processed.
+                s.set_read_timeout(Some(t))?;
+                let mut b = [0u8; 1];
+                let _ = s.read(&mut b);
+                Ok(())
+            }),
+            Endpoint::Unix(p) => UnixStream::connect(p).and_then(|mut s| {
+                s.write_all(&buf)?;
+                s.set_read_timeout(Some(t))?;
+                let mut b = [0u8; 1];
+                let _ = s.read(&mut b);
+                Ok(())
+            }),
+        };
+    }
+}
+
+/// A column of a RowDescription.
+#[derive(Clone, Debug)]
+pub struct FieldDesc {
+    pub name: String,
+    pub table_oid: u32,
+    pub column: i16,
+    pub type_oid: u32,
+    pub typmod: i32,
+}
+
+const READ_BUF: usize = 1 << 18;
+
+/// One authenticated session.
+pub struct Connection {
+    stream: Stream,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    out: BytesMut,
+    cancel: CancelHandle,
+    /// Set while a query's results are still coming; on drop we cancel it.
+    busy: bool,
+    target: String,
+    pub server_version_num: u32,
+}
+
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Parses an ErrorResponse / NoticeResponse body.
+fn parse_error(body: &[u8]) -> ServerError {
+    let mut e = ServerError::default();
+    let mut i = 0;
+    while i < body.len() && body[i] != 0 {
+        let code = body[i];
+        i += 1;
+        let end = body[i..]
+            .iter()
+            .position(|&b| b == 0)
+            .map(|p| i + p)
+            .unwrap_or(body.len());
+        let val = String::from_utf8_lossy(&body[i..end]).into_owned();
+        i = end + 1;
+        match code {
+            b'S' => e.severity = val,
+            b'C' => e.code = val,
+            b'M' => e.message = val,
+            b'D' => e.detail = Some(val),
+            b'H' => e.hint = Some(val),
+            _ => {}
+        }
+    }
+    e
+}
+
+fn cstr(b: &[u8]) -> (&[u8], &[u8]) {
+    match b.iter().position(|&x| x == 0) {
+        Some(p) => (&b[..p], &b[p + 1..]),
+        None => (b, &[]),
+    }
+}
+
+impl Connection {
+    /// Connects, negotiates TLS and authenticates. Every session is read-only and
+    /// named `pagila_star` in `pg_stat_activity`.
+    pub fn connect(cfg: &PgConfig) -> Result<Connection, PgError> {
+        let target = cfg.redacted();
+        let connect_err = |reason: String| PgError::Connect {
+            target: format!("{}:{}", cfg.host, cfg.port),
+            reason,
+        };
+        let (stream, addr) = if cfg.is_unix_socket() {
+            let path = PathBuf::from(&cfg.host).join(format!(".s.PGSQL.{}", cfg.port));
+            let s = UnixStream::connect(&path).map_err(|e| connect_err(format!("{e} (socket {})", path.display())))?;
+            (Stream::Unix(s), Endpoint::Unix(path))
+        } else {
+            let host = cfg.hostaddr.as_deref().unwrap_or(&cfg.host);
+            let addrs: Vec<SocketAddr> = (host, cfg.port)
+                .to_socket_addrs()
+                .map_err(|e| connect_err(format!("could not resolve host name: {e}")))?
+                .collect();
+            let mut last = String::from("no addresses");
+            let mut found = None;
+            for a in addrs {
+                let r = match cfg.connect_timeout {
+                    Some(t) => TcpStream::connect_timeout(&a, t),
+                    None => TcpStream::connect(a),
+                };
+                match r {
+                    Ok(s) => {
+                        found = Some((s, a));
+                        break;
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            let (s, a) = found.ok_or_else(|| connect_err(last))?;
+            let _ = s.set_nodelay(true);
+            (Stream::Tcp(s), Endpoint::Tcp(a))
+        };
+        // Bound the whole handshake by the connect timeout.
+        stream.set_read_timeout(cfg.connect_timeout);
+        let stream = match stream {
+            Stream::Tcp(s) if cfg.sslmode != SslMode::Disable => negotiate_tls(s, cfg)?,
+            other => {
+                if matches!(cfg.sslmode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+                    && matches!(other, Stream::Unix(_))
+                {
+                    return Err(PgError::Tls {
+                        target: target.clone(),
+                        reason: "sslmode requires TLS, which Unix sockets do not offer".into(),
+                    });
+                }
+                other
+            }
+        };
+        let mut conn = Connection {
+            stream,
+            buf: vec![0; READ_BUF],
+            pos: 0,
+            end: 0,
+            out: BytesMut::with_capacity(1024),
+            cancel: CancelHandle { addr, pid: 0, key: 0 },
+            busy: false,
+            target,
+            server_version_num: 0,
+        };
+        conn.startup(cfg).map_err(|e| match e {
+            PgError::Io(m) if m.contains("timed out") || m.contains("WouldBlock") || m.contains("temporarily") => {
+                PgError::Connect {
+                    target: format!("{}:{}", cfg.host, cfg.port),
+                    reason: "timeout expired during the startup handshake".into(),
+                }
+            }
+            other => other,
+        })?;
+        conn.stream.set_read_timeout(None);
+        Ok(conn)
+    }
+
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn flush_out(&mut self) -> Result<(), PgError> {
+        self.stream.write_all(&self.out)?;
+        self.stream.flush()?;
+        self.out.clear();
+        Ok(())
+    }
+
+    fn startup(&mut self, cfg: &PgConfig) -> Result<(), PgError> {
+        let mut params: Vec<(&str, String)> = vec![
+            ("user", cfg.user.clone()),
+            ("database", cfg.dbname.clone()),
+            ("application_name", "pagila_star".into()),
+            ("client_encoding", "UTF8".into()),
+            ("DateStyle", "ISO".into()),
+            ("IntervalStyle", "postgres".into()),
+            ("TimeZone", "UTC".into()),
+            ("extra_float_digits", "3".into()),
+            ("default_transaction_read_only", "on".into()),
+        ];
+        if let Some(t) = cfg.statement_timeout {
+            params.push(("statement_timeout", t.as_millis().to_string()));
+        }
+        if let Some(o) = &cfg.options {
+            params.push(("options", o.clone()));
+        }
+        frontend::startup_message(params.iter().map(|(k, v)| (*k, v.as_str())), &mut self.out)?;
+        self.flush_out()?;
+        let target = self.target.clone();
+        let auth_err = |error: ServerError| PgError::Auth { target, error };
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let (tag, r) = self.next_message()?;
+            match tag {
+                b'R' => {
+                    let body = self.buf[r].to_vec();
+                    let kind = be_i32(&body[..4]);
+                    match kind {
+                        0 => {}
+                        3 => {
+                            let pw = self.password(cfg)?;
+                            frontend::password_message(pw.as_bytes(), &mut self.out)?;
+                            self.flush_out()?;
+                        }
+                        5 => {
+                            let pw = self.password(cfg)?;
+                            let salt = [body[4], body[5], body[6], body[7]];
+                            let h =
+                                postgres_protocol::authentication::md5_hash(cfg.user.as_bytes(), pw.as_bytes(), salt);
+                            frontend::password_message(h.as_bytes(), &mut self.out)?;
+                            self.flush_out()?;
+                        }
+                        10 => {
+                            let mechs: Vec<&[u8]> = body[4..].split(|&b| b == 0).filter(|m| !m.is_empty()).collect();
+                            if !mechs.contains(&&b"SCRAM-SHA-256"[..]) {
+                                return Err(PgError::Protocol("server offers no SASL mechanism we support".into()));
+                            }
+                            let pw = self.password(cfg)?;
+                            let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                            frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut self.out)?;
+                            self.flush_out()?;
+                            scram = Some(s);
+                        }
+                        11 => {
+                            let s = scram
+                                .as_mut()
+                                .ok_or_else(|| PgError::Protocol("unexpected SASLContinue".into()))?;
+                            s.update(&body[4..])
+                                .map_err(|e| PgError::Protocol(format!("SCRAM: {e}")))?;
+                            frontend::sasl_response(s.message(), &mut self.out)?;
+                            self.flush_out()?;
+                        }
+                        12 => {
+                            let s = scram
+                                .as_mut()
+                                .ok_or_else(|| PgError::Protocol("unexpected SASLFinal".into()))?;
+                            s.finish(&body[4..])
+                                .map_err(|e| PgError::Protocol(format!("SCRAM server signature: {e}")))?;
+                        }
+                        other => {
+                            return Err(PgError::Protocol(format!("unsupported authentication method {other}")));
+                        }
+                    }
+                }
+                b'K' => {
+                    let b = &self.buf[r];
+                    self.cancel.pid = be_i32(&b[0..4]);
+                    self.cancel.key = be_i32(&b[4..8]);
+                }
+                b'S' => {
+                    let b = &self.buf[r];
+                    let (k, rest) = cstr(b);
+                    let (v, _) = cstr(rest);
+                    if k == b"server_version" {
+                        self.server_version_num = parse_server_version(&String::from_utf8_lossy(v));
+                    }
+                }
+                b'N' => {}
+                b'Z' => return Ok(()),
+                b'E' => {
+                    let e = parse_error(&self.buf[r]);
+                    return Err(if e.code.starts_with("28") {
+                        auth_err(e)
+                    } else if e.code == "3D000" {
+                        PgError::Connect {
+                            target: self.target.clone(),
+                            reason: e.message,
+                        }
+                    } else {
+                        PgError::Server(e)
+                    });
+                }
+                other => {
+                    return Err(PgError::Protocol(format!(
+                        "unexpected message '{}' during startup",
+                        other as char
+                    )));
+                }
+            }
+        }
+    }
+
+    fn password(&self, cfg: &PgConfig) -> Result<String, PgError> {
+        cfg.password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .ok_or_else(|| PgError::Auth {
+                target: self.target.clone(),
+                error: ServerError {
+                    message:
+                        "the server asks for a password but none was given (dsn password, PGPASSWORD or ~/.pgpass)"
+                            .into(),
+                    code: "28P01".into(),
+                    ..Default::default()
+                },
+            })
+    }
+
+    /// Reads the next message; returns its tag and the range of its body in `self.buf`.
+    /// The range stays valid until the next call.
+    fn next_message(&mut self) -> Result<(u8, Range<usize>), PgError> {
+        self.fill(5)?;
+        let tag = self.buf[self.pos];
+        let len = be_i32(&self.buf[self.pos + 1..self.pos + 5]);
+        if len < 4 {
+            return Err(PgError::Protocol(format!("message length {len} is invalid")));
+        }
+        let total = 1 + len as usize;
+        self.fill(total)?;
+        let start = self.pos + 5;
+        self.pos += total;
+        Ok((tag, start..self.pos))
+    }
+
+    /// Ensures `n` unread bytes are buffered.
+    fn fill(&mut self, n: usize) -> Result<(), PgError> {
+        if self.end - self.pos >= n {
+            return Ok(());
+        }
+        if self.buf.len() - self.pos < n {
+            // Compact, and grow when one message is larger than the buffer.
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            if self.buf.len() < n {
+                self.buf.resize(n.next_power_of_two(), 0);
+            }
+        }
+        while self.end - self.pos < n {
+            let got = self.stream.read(&mut self.buf[self.end..])?;
+            if got == 0 {
+                return Err(PgError::Io("server closed the connection unexpectedly".into()));
+            }
+            self.end += got;
+        }
+        Ok(())
+    }
+
+    /// After an ErrorResponse: consume until ReadyForQuery (or the connection ends).
+    fn error_then_ready(&mut self, e: ServerError) -> PgError {
+        let fatal = e.severity == "FATAL" || e.severity == "PANIC";
+        let err = if e.code == "57014" && e.message.contains("user request") {
+            PgError::Cancelled
+        } else if fatal {
+            PgError::Io(format!("{} (SQLSTATE {})", e.message, e.code))
+        } else {
+            PgError::Server(e)
+        };
+        if !fatal {
+            while let Ok((tag, _)) = self.next_message() {
+                if tag == b'Z' {
+                    self.busy = false;
+                    break;
+                }
+            }
+        }
+        err
+    }
+
+    /// Runs one or more statements with the simple protocol; returns the text
+    /// rows of the last result (NULL as None).
+    pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, PgError> {
+        frontend::query(sql, &mut self.out)?;
+        self.flush_out()?;
+        self.busy = true;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let (tag, r) = self.next_message()?;
+            match tag {
+                b'T' => rows.clear(),
+                b'D' => {
+                    let b = &self.buf[r];
+                    let n = i16::from_be_bytes([b[0], b[1]]) as usize;
+                    let mut p = 2;
+                    let mut row = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let len = be_i32(&b[p..p + 4]);
+                        p += 4;
+                        if len < 0 {
+                            row.push(None);
+                        } else {
+                            let l = len as usize;
+                            row.push(Some(String::from_utf8_lossy(&b[p..p + l]).into_owned()));
+                            p += l;
+                        }
+                    }
+                    rows.push(row);
+                }
+                b'E' => {
+                    let e = parse_error(&self.buf[r]);
+                    if e.severity == "FATAL" || e.severity == "PANIC" {
+                        return Err(self.error_then_ready(e));
+                    }
+                    error.get_or_insert(e);
+                }
+                b'Z' => {
+                    self.busy = false;
+                    return match error {
+                        Some(e) => Err(if e.code == "57014" && e.message.contains("user request") {
+                            PgError::Cancelled
+                        } else {
+                            PgError::Server(e)
+                        }),
+                        None => Ok(rows),
+                    };
+                }
+                b'H' => {
+                    return Err(PgError::Protocol("unexpected COPY in a simple query".into()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Describes a query without running it: its result columns.
+    pub fn describe(&mut self, sql: &str) -> Result<Vec<FieldDesc>, PgError> {
+        frontend::parse("", sql, std::iter::empty(), &mut self.out)?;
+        frontend::describe(b'S', "", &mut self.out)?;
+        frontend::sync(&mut self.out);
+        self.flush_out()?;
+        self.busy = true;
+        let mut fields = Vec::new();
+        let mut error = None;
+        loop {
+            let (tag, r) = self.next_message()?;
+            match tag {
+                b'T' => {
+                    let b = &self.buf[r];
+                    let n = i16::from_be_bytes([b[0], b[1]]) as usize;
+                    let mut rest = &b[2..];
+                    for _ in 0..n {
+                        let (name, after) = cstr(rest);
+                        let f = FieldDesc {
+                            name: String::from_utf8_lossy(name).into_owned(),
+                            table_oid: be_i32(&after[0..4]) as u32,
+                            column: i16::from_be_bytes([after[4], after[5]]),
+                            type_oid: be_i32(&after[6..10]) as u32,
+                            typmod: be_i32(&after[12..16]),
+                        };
+                        fields.push(f);
+                        rest = &after[18..];
+                    }
+                }
+                b'E' => {
+                    let e = parse_error(&self.buf[r]);
+                    if e.severity == "FATAL" || e.severity == "PANIC" {
+                        return Err(self.error_then_ready(e));
+                    }
+                    error.get_or_insert(e);
+                }
+                b'Z' => {
+                    self.busy = false;
+                    return match error {
+                        Some(e) => Err(PgError::Server(e)),
+                        None => Ok(fields),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts `COPY … TO STDOUT (FORMAT binary)`; rows are then read with
+    /// [`CopyOut::next_tuple`].
+    pub fn copy_out(&mut self, sql: &str) -> Result<CopyOut, PgError> {
+        frontend::query(sql, &mut self.out)?;
+        self.flush_out()?;
+        self.busy = true;
+        loop {
+            let (tag, r) = self.next_message()?;
+            match tag {
+                b'H' => break,
+                b'E' => {
+                    let e = parse_error(&self.buf[r]);
+                    return Err(self.error_then_ready(e));
+                }
+                b'N' | b'S' => {}
+                other => {
+                    return Err(PgError::Protocol(format!(
+                        "expected CopyOutResponse, got '{}'",
+                        other as char
+                    )));
+                }
+            }
+        }
+        Ok(CopyOut {
+            cur: 0..0,
+            pending: Vec::new(),
+            pending_used: 0,
+            header_done: false,
+            done: false,
+        })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.busy {
+            // A query is still running (an interrupted or failed scan): cancel it
+            // so the server stops at once, instead of at its next failed write.
+            self.cancel.cancel();
+        } else {
+            let mut b = BytesMut::new();
+            frontend::terminate(&mut b);
+            let _ = self.stream.write_all(&b);
+        }
+    }
+}
+
+fn parse_server_version(s: &str) -> u32 {
+    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let major: u32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if major >= 10 {
+        major * 10000 + minor
+    } else {
+        major * 10000 + minor * 100
+    }
+}
+
+fn negotiate_tls(mut s: TcpStream, cfg: &PgConfig) -> Result<Stream, PgError> {
+    let target = format!("{}:{}", cfg.host, cfg.port);
+    let tls_err = |reason: String| PgError::Tls {
+        target: target.clone(),
+        reason,
+    };
+    let mut b = BytesMut::new();
+    frontend::ssl_request(&mut b);
+    s.write_all(&b)?;
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer)?;
+    match answer[0] {
+        b'S' => {
+            let config = super::tls::client_config(cfg).map_err(&tls_err)?;
+            let name = super::tls::server_name(cfg).map_err(&tls_err)?;
+            let conn = rustls::ClientConnection::new(config, name).map_err(|e| tls_err(e.to_string()))?;
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            // Complete the handshake now so that verification errors are TLS errors.
+            while tls.conn.is_handshaking() {
+                tls.conn
+                    .complete_io(&mut tls.sock)
+                    .map_err(|e| tls_err(e.to_string()))?;
+            }
+            Ok(Stream::Tls(Box::new(tls)))
+        }
+        b'N' => {
+            if matches!(cfg.sslmode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) {
+                Err(tls_err(
+                    "the server does not support SSL, but sslmode requires it".into(),
+                ))
+            } else {
+                Ok(Stream::Tcp(s))
+            }
+        }
+        other => Err(PgError::Protocol(format!("unexpected answer {other} to SSLRequest"))),
+    }
+}
+
+/// A running binary COPY OUT. Yields one tuple (its raw bytes, field count
+/// included) at a time; the binary header and trailer are handled here.
+pub struct CopyOut {
+    /// Unread part of the current CopyData payload, in `conn.buf`.
+    cur: Range<usize>,
+    /// Bytes of a tuple split across CopyData messages.
+    pending: Vec<u8>,
+    /// How much of `pending` the last returned tuple used.
+    pending_used: usize,
+    header_done: bool,
+    done: bool,
+}
+
+/// Length of the unit at the start of `b` (header or tuple), if complete.
+fn unit_len(b: &[u8], header: bool) -> Option<usize> {
+    if header {
+        if b.len() < 19 {
+            return None;
+        }
+        let ext = be_i32(&b[15..19]) as usize;
+        return (b.len() >= 19 + ext).then_some(19 + ext);
+    }
+    if b.len() < 2 {
+        return None;
+    }
+    let n = i16::from_be_bytes([b[0], b[1]]);
+    if n < 0 {
+        return Some(2);
+    }
+    let mut p = 2usize;
+    for _ in 0..n {
+        if b.len() < p + 4 {
+            return None;
+        }
+        let len = be_i32(&b[p..p + 4]);
+        p += 4;
+        if len > 0 {
+            p += len as usize;
+        }
+    }
+    (p <= b.len()).then_some(p)
+}
+
+impl CopyOut {
+    /// The next tuple, or None at the end of the data (the command is then
+    /// complete and the session ready for the next query).
+    pub fn next_tuple<'a>(&'a mut self, conn: &'a mut Connection) -> Result<Option<&'a [u8]>, PgError> {
+        if self.pending_used > 0 {
+            self.pending.drain(..self.pending_used);
+            self.pending_used = 0;
+        }
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if self.pending.is_empty() && !self.cur.is_empty() {
+                let avail = &conn.buf[self.cur.clone()];
+                match unit_len(avail, !self.header_done) {
+                    Some(n) => {
+                        let r = self.cur.start..self.cur.start + n;
+                        self.cur.start += n;
+                        if !self.header_done {
+                            Self::header_ok(&conn.buf[r])?;
+                            self.header_done = true;
+                            continue;
+                        }
+                        if n == 2 {
+                            // Trailer (-1): read on to ReadyForQuery.
+                            self.finish(conn)?;
+                            return Ok(None);
+                        }
+                        return Ok(Some(&conn.buf[r]));
+                    }
+                    None => {
+                        self.pending.extend_from_slice(avail);
+                        self.cur = 0..0;
+                    }
+                }
+            } else if !self.pending.is_empty() {
+                if let Some(n) = unit_len(&self.pending, !self.header_done) {
+                    if !self.header_done {
+                        let h = self.pending[..n].to_vec();
+                        self.pending.drain(..n);
+                        Self::header_ok(&h)?;
+                        self.header_done = true;
+                        continue;
+                    }
+                    if n == 2 {
+                        self.pending.clear();
+                        self.finish(conn)?;
+                        return Ok(None);
+                    }
+                    self.pending_used = n;
+                    return Ok(Some(&self.pending[..n]));
+                }
+                // Need more: append the next message's payload.
+                if !self.cur.is_empty() {
+                    let avail = conn.buf[self.cur.clone()].to_vec();
+                    self.pending.extend_from_slice(&avail);
+                    self.cur = 0..0;
+                    continue;
+                }
+                self.next_copy_data(conn)?;
+            } else {
+                self.next_copy_data(conn)?;
+            }
+        }
+    }
+
+    fn header_ok(h: &[u8]) -> Result<(), PgError> {
+        if &h[..11] != b"PGCOPY\n\xff\r\n\0" {
+            return Err(PgError::Protocol("bad binary COPY signature".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads messages until the next CopyData (setting `cur`) or the end.
+    fn next_copy_data(&mut self, conn: &mut Connection) -> Result<(), PgError> {
+        loop {
+            let (tag, r) = conn.next_message()?;
+            match tag {
+                b'd' => {
+                    self.cur = r;
+                    return Ok(());
+                }
+                b'c' | b'C' | b'N' | b'S' => {}
+                b'Z' => {
+                    conn.busy = false;
+                    self.done = true;
+                    if !self.pending.is_empty() {
+                        return Err(PgError::Protocol("COPY data ended inside a row".into()));
+                    }
+                    return Ok(());
+                }
+                b'E' => {
+                    let e = parse_error(&conn.buf[r]);
+                    self.done = true;
+                    return Err(conn.error_then_ready(e));
+                }
+                other => {
+                    return Err(PgError::Protocol(format!(
+                        "unexpected message '{}' in COPY",
+                        other as char
+                    )));
+                }
+            }
+        }
+    }
+
+    /// After the trailer: CopyDone, CommandComplete, ReadyForQuery.
+    fn finish(&mut self, conn: &mut Connection) -> Result<(), PgError> {
+        while !self.done {
+            self.next_copy_data(conn)?;
+            if !self.done {
+                return Err(PgError::Protocol("data after the COPY trailer".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_lengths() {
+        let mut h = b"PGCOPY\n\xff\r\n\0".to_vec();
+        h.extend_from_slice(&0i32.to_be_bytes());
+        h.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(unit_len(&h, true), Some(19));
+        assert_eq!(unit_len(&h[..10], true), None);
+        let mut t = 2i16.to_be_bytes().to_vec();
+        t.extend_from_slice(&4i32.to_be_bytes());
+        t.extend_from_slice(&7i32.to_be_bytes());
+        t.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(unit_len(&t, false), Some(t.len()));
+        assert_eq!(unit_len(&t[..7], false), None);
+        assert_eq!(unit_len(&(-1i16).to_be_bytes(), false), Some(2));
+    }
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("15.18 (Debian 15.18-0+deb12u1)"), 150018);
+        assert_eq!(parse_server_version("18.1"), 180001);
+        assert_eq!(parse_server_version("9.6.3"), 90600);
+    }
+
+    #[test]
+    fn error_fields() {
+        let body = b"SERROR\0C42P01\0Mrelation \"x\" does not exist\0\0";
+        let e = parse_error(body);
+        assert_eq!((e.severity.as_str(), e.code.as_str()), ("ERROR", "42P01"));
+        assert!(e.message.contains("does not exist"));
+    }
+}
