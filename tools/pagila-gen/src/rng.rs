@@ -71,16 +71,8 @@ impl Rng {
 
     /// One element of a non-empty slice.
     #[inline]
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// Fisher-Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 }
 
@@ -130,21 +122,24 @@ mod tests {
 
     #[test]
     fn streams_and_seeds_differ() {
-        let a: Vec<u64> = (0..8).map({
-            let mut r = Rng::stream(42, "rental");
-            move |_| r.next_u64()
-        })
-        .collect();
-        let b: Vec<u64> = (0..8).map({
-            let mut r = Rng::stream(42, "payment");
-            move |_| r.next_u64()
-        })
-        .collect();
-        let c: Vec<u64> = (0..8).map({
-            let mut r = Rng::stream(43, "rental");
-            move |_| r.next_u64()
-        })
-        .collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut r = Rng::stream(42, "rental");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map({
+                let mut r = Rng::stream(42, "payment");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let c: Vec<u64> = (0..8)
+            .map({
+                let mut r = Rng::stream(43, "rental");
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_ne!(a, b);
         assert_ne!(a, c);
     }
