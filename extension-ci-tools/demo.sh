@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make demo`: pagila_star end to end on a throwaway PostgreSQL 15 with generated Pagila.
+#
+#   1. setup: venvs (the DuckDB 1.5.6 CLI), PostgreSQL 15
+#   2. build the extension (release) and pagila-gen
+#   3. start a throwaway PostgreSQL 15 on a free loopback port
+#   4. load generated Pagila (pagila-gen load --scale 1 --seed 42) into db pagila_gen
+#   5. run examples/demo.sql in the DuckDB CLI, with PAGILA_DSN in the environment
+#      (demo.sql reads it with getenv('PAGILA_DSN'); the password never shows on a command line)
+#   6. stop the server and remove its folder (also on failure or Ctrl-C)
+#
+# Environment: DEMO_SQL (default examples/demo.sql), DEMO_SCALE (default 1),
+#              DEMO_CLI (default build/venv/cli-1.5.6/bin/duckdb).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+PYTHON="${PYTHON:-python3}"
+DEMO_SQL="${DEMO_SQL:-examples/demo.sql}"
+DEMO_SCALE="${DEMO_SCALE:-1}"
+DEMO_CLI="${DEMO_CLI:-build/venv/cli-1.5.6/bin/duckdb}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "${1:-}" = "--inner" ]; then
+    # Runs inside `pg.py run`: the server is up and loaded; its variables are in the environment.
+    if [ -z "${PAGILA_GEN_DSN:-}" ]; then
+        echo "demo: no generated data (PAGILA_GEN_DSN unset)" >&2
+        exit 1
+    fi
+    step "5/6 run $DEMO_SQL in DuckDB $("$DEMO_CLI" -version | awk '{print $1}') (CLI, -unsigned)"
+    # The demo reads the DSN of the generated database as PAGILA_DSN.
+    PAGILA_DSN="$PAGILA_GEN_DSN" "$DEMO_CLI" -unsigned -init /dev/null -echo -bail -f "$DEMO_SQL"
+    step "6/6 stop PostgreSQL $PAGILA_PG_VERSION"
+    exit 0
+fi
+
+step "1/6 setup: venvs (DuckDB CLI 1.5.6), PostgreSQL 15"
+SETUP_QUIET=1 bash extension-ci-tools/setup.sh
+
+step "2/6 build the extension (release) and pagila-gen"
+make --no-print-directory release gen
+
+step "3/6 start a throwaway PostgreSQL 15 on a free loopback port"
+step "4/6 load generated Pagila: pagila-gen load --scale $DEMO_SCALE --seed 42"
+exec "$PYTHON" extension-ci-tools/pg.py run --versions 15 --no-real --scale "$DEMO_SCALE" -- \
+    bash extension-ci-tools/demo.sh --inner
