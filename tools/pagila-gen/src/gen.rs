@@ -6,8 +6,9 @@
 //! cities with the square root of the scale, and the catalogue (film, actor,
 //! category, language, country, store, staff and the film links) stays fixed.
 //!
-//! Time: at every scale the rentals span 2022-01-01 .. 2022-07-31 (UTC), so the
-//! payments fall into the seven monthly partitions `payment_p2022_01` ..
+//! Time: at every scale the rentals span 2022-01-21 .. 2022-07-24 UTC and the
+//! payments (some are paid on return) 2022-01-21 .. 2022-07-31, so the payments
+//! fall into the seven monthly partitions `payment_p2022_01` ..
 //! `payment_p2022_07` like in Pagila; a larger scale means denser traffic, not a
 //! longer history.
 
@@ -17,9 +18,13 @@ use crate::copy::CopyEncoder;
 use crate::rng::{Rng, Selector};
 use crate::words::*;
 
-/// 2022-01-01 00:00:00 UTC: first possible rental.
-pub const START: i64 = 1_640_995_200;
-/// 2022-08-01 00:00:00 UTC: end (exclusive) of rentals and payments.
+/// 2022-01-21 00:00:00 UTC: first possible rental and payment.
+pub const START: i64 = 1_642_723_200;
+/// 2022-07-25 00:00:00 UTC: end (exclusive) of rental dates.
+pub const RENTAL_END: i64 = 1_658_707_200;
+/// 2022-08-01 00:00:00 UTC: end (exclusive) of payment dates. With these
+/// bounds the monthly payment counts at scale 1 come close to the real
+/// partitions' (723 in January, 2,300 to 2,700 in the other months).
 pub const END: i64 = 1_659_312_000;
 /// `last_update` of the reference tables: 2021-12-31 12:00:00 UTC.
 const REF_UPDATE: i64 = 1_640_952_000;
@@ -137,23 +142,37 @@ impl Plan {
     }
 }
 
+/// (year, month) of a Unix time (proleptic Gregorian, UTC).
+fn year_month(unix: i64) -> (i64, i64) {
+    // Howard Hinnant's civil_from_days.
+    let z = unix.div_euclid(DAY) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m)
+}
+
 /// Monthly partitions of `payment` covering [START, END): (name, from, to) with
 /// bounds as UTC timestamps.
 pub fn payment_partitions() -> Vec<(String, String, String)> {
-    let (mut y, mut m) = (2022, 1);
+    let (mut y, mut m) = year_month(START);
+    let last = year_month(END - 1);
     let mut out = Vec::new();
-    // START is 2022-01-01 and END 2022-08-01: seven months.
-    let months = 7;
-    for _ in 0..months {
+    loop {
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         out.push((
             format!("payment_p{y:04}_{m:02}"),
             format!("{y:04}-{m:02}-01 00:00:00+00"),
             format!("{ny:04}-{nm:02}-01 00:00:00+00"),
         ));
+        if (y, m) == last {
+            return out;
+        }
         (y, m) = (ny, nm);
     }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -370,7 +389,7 @@ pub struct Payment {
 
 /// Rentals in rental_date (and rental_id) order, each with its payments.
 ///
-/// * Rental times are spread evenly over [START, END) (one per stratum, so they
+/// * Rental times are spread evenly over [START, RENTAL_END) (one per stratum, so they
 ///   come out sorted and the stream needs no buffering).
 /// * A copy of a film is never rented while it is out: an item is only picked
 ///   when its previous rental has been returned, which also makes
@@ -465,7 +484,7 @@ impl Iterator for RentalSim<'_> {
         }
         let i = self.next;
         self.next += 1;
-        let span = (END - START) as u128;
+        let span = (RENTAL_END - START) as u128;
         let u = u128::from(self.rng.next_u64() >> 32);
         let offset = ((u128::from(i) << 32) + u) * span / (u128::from(n) << 32);
         let rel = offset as u32;
@@ -1013,7 +1032,7 @@ mod tests {
         let w = World::new(&Plan::new(1.0, 42).unwrap());
         assert_eq!(first_rentals_hash(&w, 1000), PINNED_RENTALS_HASH);
     }
-    const PINNED_RENTALS_HASH: u64 = 9_491_299_465_010_158_290;
+    const PINNED_RENTALS_HASH: u64 = 10_913_281_359_203_797_330;
 
     /// Row counts of the real dump, counted from its COPY blocks.
     fn real_counts() -> HashMap<String, u64> {
@@ -1100,7 +1119,7 @@ mod tests {
             let r = ev.rental;
             rentals += 1;
             assert_eq!(r.rental_id as u64, rentals);
-            assert!(r.rental_date >= last_date && (START..END).contains(&r.rental_date));
+            assert!(r.rental_date >= last_date && (START..RENTAL_END).contains(&r.rental_date));
             last_date = r.rental_date;
             assert!(keys.insert((r.rental_date, r.inventory_id, r.customer_id)));
             assert!(r.customer_id >= 1 && r.customer_id as u64 <= plan.customer);
@@ -1164,5 +1183,8 @@ mod tests {
         assert_eq!(parts[0].0, "payment_p2022_01");
         assert_eq!(parts[0].1, "2022-01-01 00:00:00+00");
         assert_eq!(parts[6].2, "2022-08-01 00:00:00+00");
+        assert_eq!(year_month(1_640_995_199), (2021, 12));
+        assert_eq!(year_month(1_646_092_800), (2022, 3)); // 2022-03-01 00:00
+        assert_eq!(year_month(951_782_400), (2000, 2)); // 2000-02-29 00:00
     }
 }
