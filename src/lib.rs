@@ -1,8 +1,10 @@
 //! pagila_star: a DuckDB extension that streams PostgreSQL tables into DuckDB
 //! (`pagila_extract`) and builds the Pagila star schema (`pagila_build_star`).
 
+pub mod build;
 pub mod extract;
 pub mod ffi;
+pub mod inner;
 pub mod pg;
 pub mod state;
 pub mod types;
@@ -24,18 +26,26 @@ pub unsafe extern "C" fn pagila_star_init_c_api(
     access: *const sys::duckdb_extension_access,
 ) -> bool {
     // SAFETY: forwarded unchanged from DuckDB.
-    unsafe { ffi::entry::run(info, access, |_db, con| register_all(con)) }
+    unsafe { ffi::entry::run(info, access, |db, con| register_all(db, con)) }
 }
 
-fn register_all(con: sys::duckdb_connection) -> Result<(), ffi::BoxError> {
+fn register_all(db: sys::duckdb_database, con: sys::duckdb_connection) -> Result<(), ffi::BoxError> {
     let host_string = library_version();
     let host =
         HostVersion::parse(&host_string).ok_or_else(|| format!("unrecognised DuckDB version {host_string:?}"))?;
-    let state = Arc::new(ExtensionState { host_string, host });
+    // SAFETY: db is the live handle of the database being loaded into.
+    let inner = unsafe { inner::Inner::open(db)? };
+    let state = Arc::new(ExtensionState {
+        host_string,
+        host,
+        inner,
+    });
     ffi::table::register::<version::VersionFunction>(con, &state)?;
     ffi::table::register::<extract::ExtractFunction>(con, &state)?;
     ffi::table::register::<extract::QueryFunction>(con, &state)?;
     ffi::table::register::<extract::snapshot::SnapshotFunction>(con, &state)?;
     ffi::table::register::<extract::snapshot::ReleaseFunction>(con, &state)?;
+    ffi::table::register::<build::BuildFunction>(con, &state)?;
+    ffi::table::register::<build::CheckFunction>(con, &state)?;
     Ok(())
 }

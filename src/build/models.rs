@@ -270,11 +270,7 @@ mod tests {
     fn models_need_no_check_figures() {
         for m in MODELS {
             for v in CHECK_VARS {
-                assert!(
-                    !m.sql.contains(v),
-                    "model {} uses check-only placeholder {v}",
-                    m.name
-                );
+                assert!(!m.sql.contains(v), "model {} uses check-only placeholder {v}", m.name);
             }
         }
     }
@@ -338,15 +334,8 @@ mod tests {
             let code: String = code_lines(c.sql).collect::<Vec<_>>().join("\n");
             let code = code.trim_end();
             assert!(code.ends_with(';'), "{} does not end with ';'", c.name);
-            assert_eq!(
-                code.matches(';').count(),
-                1,
-                "{} holds several statements",
-                c.name
-            );
-            assert!(
-                code.trim_start().starts_with("WITH") || code.trim_start().starts_with("SELECT")
-            );
+            assert_eq!(code.matches(';').count(), 1, "{} holds several statements", c.name);
+            assert!(code.trim_start().starts_with("WITH") || code.trim_start().starts_with("SELECT"));
         }
     }
 
@@ -361,10 +350,7 @@ mod tests {
             for line in sql.lines() {
                 if let Some((_, comment)) = line.split_once("--") {
                     assert!(!comment.contains(';'), "{name}: ';' in comment: {line}");
-                    assert!(
-                        !comment.contains("{{"),
-                        "{name}: placeholder in comment: {line}"
-                    );
+                    assert!(!comment.contains("{{"), "{name}: placeholder in comment: {line}");
                 }
             }
         }
@@ -374,11 +360,7 @@ mod tests {
     fn password_never_leaves_bronze() {
         for m in MODELS {
             let code: String = code_lines(m.sql).collect::<Vec<_>>().join("\n");
-            assert!(
-                !code.to_lowercase().contains("password"),
-                "{} reads a password",
-                m.name
-            );
+            assert!(!code.to_lowercase().contains("password"), "{} reads a password", m.name);
         }
     }
 
@@ -389,8 +371,7 @@ mod tests {
             let needle = format!("{{{{bronze}}}}.{t}");
             let used = MODELS.iter().any(|m| {
                 m.sql.match_indices(&needle).any(|(i, _)| {
-                    !m.sql[i + needle.len()..]
-                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    !m.sql[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
                 })
             });
             assert!(used, "bronze table {t} is never read");
@@ -400,10 +381,7 @@ mod tests {
     #[test]
     fn render_replaces_and_rejects() {
         let vars = vec![("a", "x".to_string()), ("b", "{{a}}".to_string())];
-        assert_eq!(
-            render("1 {{a}} 2 {{ a }} {{b}}", &vars).unwrap(),
-            "1 x 2 x {{a}}"
-        );
+        assert_eq!(render("1 {{a}} 2 {{ a }} {{b}}", &vars).unwrap(), "1 x 2 x {{a}}");
         assert_eq!(render("no placeholders", &vars).unwrap(), "no placeholders");
         assert!(render("{{zzz}}", &vars).unwrap_err().contains("zzz"));
         assert!(render("x {{a", &vars).unwrap_err().contains("unterminated"));
@@ -417,10 +395,7 @@ mod tests {
             ..Schemas::default()
         };
         let vars = s.vars(1);
-        assert_eq!(
-            render("{{bronze}}.t", &vars).unwrap(),
-            "\"my \"\"raw\"\"\".t"
-        );
+        assert_eq!(render("{{bronze}}.t", &vars).unwrap(), "\"my \"\"raw\"\"\".t");
         assert_eq!(render("{{compat}}", &vars).unwrap(), "\"pagila_sales\"");
         assert_eq!(render("{{run_id}}", &vars).unwrap(), "1");
         let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();

@@ -2,6 +2,9 @@
 //! the `dsn :=` parameter, else the `pagila_dsn` setting, else the libpq
 //! environment (PGHOST, PGPORT, …, ~/.pgpass).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::ffi::table::BindInput;
@@ -20,13 +23,57 @@ pub fn connection_parameters() -> Vec<(&'static str, DuckType)> {
     ]
 }
 
+/// The DSN prefix of a connection a running build registered (see [`RunDsn`]).
+const RUN_DSN_PREFIX: &str = "pagila-star-run:";
+
+fn run_configs() -> &'static Mutex<HashMap<u64, PgConfig>> {
+    static R: OnceLock<Mutex<HashMap<u64, PgConfig>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A build's resolved connection, named by a token, so that the SQL the build
+/// runs (`pagila_extract(…, dsn := 'pagila-star-run:7')`) never carries a password.
+/// Unregistered on drop.
+pub struct RunDsn(u64);
+
+impl RunDsn {
+    pub fn register(cfg: PgConfig) -> RunDsn {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
+        if let Ok(mut m) = run_configs().lock() {
+            m.insert(id, cfg);
+        }
+        RunDsn(id)
+    }
+
+    /// The DSN text to put into SQL.
+    pub fn dsn(&self) -> String {
+        format!("{RUN_DSN_PREFIX}{}", self.0)
+    }
+}
+
+impl Drop for RunDsn {
+    fn drop(&mut self) {
+        if let Ok(mut m) = run_configs().lock() {
+            m.remove(&self.0);
+        }
+    }
+}
+
 /// The connection settings for a call.
 pub fn resolve_config(input: &BindInput, state: &ExtensionState) -> Result<PgConfig, BoxError> {
     let dsn = input
         .named_str("dsn")
         .or_else(|| input.setting(state, "pagila_dsn").filter(|s| !s.is_empty()))
         .unwrap_or_default();
-    let mut cfg = PgConfig::from_dsn(&dsn)?;
+    let mut cfg = match dsn.strip_prefix(RUN_DSN_PREFIX) {
+        Some(id) => id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| run_configs().lock().ok()?.get(&id).cloned())
+            .ok_or("this build connection has ended")?,
+        None => PgConfig::from_dsn(&dsn)?,
+    };
     if let Some(t) = input.named_i64("connect_timeout") {
         cfg.connect_timeout = (t > 0).then(|| Duration::from_secs(t.max(2) as u64));
     }

@@ -30,10 +30,6 @@ impl Connection {
         Ok(Connection { raw })
     }
 
-    pub(crate) fn raw(&self) -> sys::duckdb_connection {
-        self.raw
-    }
-
     /// Runs `sql` (one or more statements); returns the text of every cell of the
     /// last statement's result, row by row.
     pub fn query(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
@@ -57,6 +53,13 @@ impl Connection {
     /// Interrupts the statement running on this connection (from another thread).
     pub fn interrupt_handle(&self) -> InterruptHandle {
         InterruptHandle(self.raw)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // SAFETY: self.raw was opened by duckdb_connect and is disconnected once.
+        unsafe { sys::duckdb_disconnect(&mut self.raw) };
     }
 }
 

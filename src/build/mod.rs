@@ -1,0 +1,289 @@
+//! `CALL pagila_build_star()` and `CALL pagila_check()`.
+//!
+//! Nothing happens at bind (EXPLAIN and PREPARE run bind). The build starts at
+//! init on a thread of its own and reports each finished step as a row of the
+//! CALL's result; if the query is interrupted, the build is interrupted too and
+//! rolled back before the CALL returns.
+
+pub mod models;
+pub mod run;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::extract::params;
+use crate::ffi::chunk::OutputChunk;
+use crate::ffi::table::{BindInput, Bound, TableFunction};
+use crate::ffi::BoxError;
+use crate::state::ExtensionState;
+use crate::types::DuckType;
+use models::Schemas;
+use run::{BuildParams, CheckRow, OnCheckFailure, StepRow};
+
+fn schemas_from(input: &BindInput) -> Result<Schemas, BoxError> {
+    let mut s = Schemas::default();
+    for (name, slot) in [
+        ("bronze", &mut s.bronze),
+        ("silver", &mut s.silver),
+        ("gold", &mut s.gold),
+        ("compat", &mut s.compat),
+    ] {
+        if let Some(v) = input.named_str(name) {
+            if v.trim().is_empty() {
+                return Err(format!("{name} must name a schema, not ''").into());
+            }
+            *slot = v;
+        }
+    }
+    let all = [&s.bronze, &s.silver, &s.gold, &s.compat];
+    for (i, a) in all.iter().enumerate() {
+        if all[i + 1..].iter().any(|b| b.eq_ignore_ascii_case(a)) {
+            return Err(
+                format!("the bronze, silver, gold and compat schemas must differ ('{a}' is used twice)").into(),
+            );
+        }
+    }
+    Ok(s)
+}
+
+fn schema_parameters() -> Vec<(&'static str, DuckType)> {
+    let mut v = params::connection_parameters();
+    v.extend([
+        ("bronze", DuckType::Varchar),
+        ("silver", DuckType::Varchar),
+        ("gold", DuckType::Varchar),
+        ("compat", DuckType::Varchar),
+    ]);
+    v
+}
+
+pub struct BuildFunction;
+
+pub struct BuildGlobal {
+    rx: Mutex<Receiver<StepRow>>,
+    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    cancel: Arc<AtomicBool>,
+    state: Arc<ExtensionState>,
+}
+
+impl Drop for BuildGlobal {
+    /// The CALL ended: normally (the thread is done), by an error, or by an
+    /// interrupt. In the last case stop the build and wait for its rollback.
+    fn drop(&mut self) {
+        let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) else {
+            return;
+        };
+        if !t.is_finished() {
+            self.cancel.store(true, Ordering::SeqCst);
+            self.state.inner.interrupt_work();
+        }
+        let _ = t.join();
+    }
+}
+
+pub struct BuildBind {
+    params: BuildParams,
+    state: Arc<ExtensionState>,
+}
+
+impl TableFunction for BuildFunction {
+    type Bind = BuildBind;
+    type Global = BuildGlobal;
+    type Local = ();
+    const NAME: &'static str = "pagila_build_star";
+    const DEFER_BIND_ERRORS: bool = true;
+
+    fn named_parameters() -> Vec<(&'static str, DuckType)> {
+        let mut v = schema_parameters();
+        v.extend([
+            ("mode", DuckType::Varchar),
+            ("on_check_failure", DuckType::Varchar),
+            ("threads", DuckType::BigInt),
+        ]);
+        v
+    }
+
+    fn bind(state: &Arc<ExtensionState>, input: &BindInput) -> Result<Bound<BuildBind>, BoxError> {
+        let f = Self::NAME;
+        let mode = input.named_str("mode").unwrap_or_else(|| "full".into());
+        if !mode.eq_ignore_ascii_case("full") {
+            return Err(format!("{f}: mode must be 'full', not '{mode}'").into());
+        }
+        let on_check_failure = match input
+            .named_str("on_check_failure")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => OnCheckFailure::Error,
+            Some(s) if s == "error" => OnCheckFailure::Error,
+            Some(s) if s == "warn" => OnCheckFailure::Warn,
+            Some(s) => return Err(format!("{f}: on_check_failure must be 'error' or 'warn', not '{s}'").into()),
+        };
+        let threads = match input.named_i64("threads") {
+            Some(t) if t < 1 => return Err(format!("{f}: threads must be at least 1, not {t}").into()),
+            t => t.map(|t| t as u64),
+        };
+        let cfg = params::resolve_config(input, state).map_err(|e| format!("{f}: {e}"))?;
+        let schemas = schemas_from(input).map_err(|e| format!("{f}: {e}"))?;
+        Ok(Bound {
+            data: BuildBind {
+                params: BuildParams {
+                    cfg,
+                    schemas,
+                    on_check_failure,
+                    threads,
+                },
+                state: state.clone(),
+            },
+            columns: vec![
+                ("step".into(), DuckType::Varchar),
+                ("rows".into(), DuckType::BigInt),
+                ("seconds".into(), DuckType::Double),
+                ("status".into(), DuckType::Varchar),
+            ],
+            cardinality: Some(models::MODELS.len() as u64 + models::SOURCE_TABLES.len() as u64 + 3),
+        })
+    }
+
+    fn init(bind: &BuildBind, _projection: Vec<usize>) -> Result<(BuildGlobal, u64), BoxError> {
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = bind.state.clone();
+        let params = bind.params.clone();
+        let c = cancel.clone();
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("pagila_star-build".into())
+            .spawn(move || {
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::build(&st.inner, &params, &tx, &c)));
+                r.unwrap_or_else(|p| {
+                    Err(format!(
+                        "internal error (panic): {}",
+                        crate::ffi::panic_message(p.as_ref())
+                    ))
+                })
+            })?;
+        Ok((
+            BuildGlobal {
+                rx: Mutex::new(rx),
+                thread: Mutex::new(Some(thread)),
+                cancel,
+                state,
+            },
+            1,
+        ))
+    }
+
+    fn local(_: &BuildBind, _: &BuildGlobal) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn scan(_: &BuildBind, g: &BuildGlobal, _: &mut (), out: &mut OutputChunk) -> Result<(), BoxError> {
+        let next = g.rx.lock().map_err(|_| "pagila_build_star: poisoned")?.recv();
+        match next {
+            Ok(row) => {
+                out.vector(0).set_bytes(0, row.step.as_bytes());
+                match row.rows {
+                    Some(n) => out.vector(1).set::<i64>(0, n),
+                    None => out.vector(1).set_null(0),
+                }
+                out.vector(2).set::<f64>(0, row.seconds);
+                out.vector(3).set_bytes(0, row.status.as_bytes());
+                out.set_len(1);
+                Ok(())
+            }
+            Err(_) => {
+                // The build thread ended: report its outcome.
+                let t = g.thread.lock().ok().and_then(|mut t| t.take());
+                out.set_len(0);
+                match t.map(|t| t.join()) {
+                    Some(Ok(Err(e))) => Err(format!("pagila_build_star: {e}").into()),
+                    Some(Err(_)) => Err("pagila_build_star: the build thread died".into()),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// `CALL pagila_check()`: the build's checks, on demand, against Postgres now.
+pub struct CheckFunction;
+
+pub struct CheckBind {
+    cfg: crate::pg::PgConfig,
+    schemas: Schemas,
+    state: Arc<ExtensionState>,
+}
+
+pub struct CheckGlobal {
+    rows: Mutex<Option<std::vec::IntoIter<CheckRow>>>,
+}
+
+impl TableFunction for CheckFunction {
+    type Bind = CheckBind;
+    type Global = CheckGlobal;
+    type Local = ();
+    const NAME: &'static str = "pagila_check";
+    const DEFER_BIND_ERRORS: bool = true;
+
+    fn named_parameters() -> Vec<(&'static str, DuckType)> {
+        schema_parameters()
+    }
+
+    fn bind(state: &Arc<ExtensionState>, input: &BindInput) -> Result<Bound<CheckBind>, BoxError> {
+        let f = Self::NAME;
+        Ok(Bound {
+            data: CheckBind {
+                cfg: params::resolve_config(input, state).map_err(|e| format!("{f}: {e}"))?,
+                schemas: schemas_from(input).map_err(|e| format!("{f}: {e}"))?,
+                state: state.clone(),
+            },
+            columns: vec![
+                ("check".into(), DuckType::Varchar),
+                ("expected".into(), DuckType::Varchar),
+                ("actual".into(), DuckType::Varchar),
+                ("ok".into(), DuckType::Boolean),
+            ],
+            cardinality: None,
+        })
+    }
+
+    fn init(_: &CheckBind, _: Vec<usize>) -> Result<(CheckGlobal, u64), BoxError> {
+        Ok((CheckGlobal { rows: Mutex::new(None) }, 1))
+    }
+
+    fn local(_: &CheckBind, _: &CheckGlobal) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn scan(bind: &CheckBind, g: &CheckGlobal, _: &mut (), out: &mut OutputChunk) -> Result<(), BoxError> {
+        let f = Self::NAME;
+        let mut slot = g.rows.lock().map_err(|_| "pagila_check: poisoned")?;
+        if slot.is_none() {
+            let mut pg = crate::pg::Connection::connect(&bind.cfg).map_err(|e| format!("{f}: {e}"))?;
+            let figures = run::source_figures(&mut pg).map_err(|e| format!("{f}: {e}"))?;
+            let work = bind.state.inner.work()?;
+            let rows = run::run_checks(&work, &bind.schemas, 0, &figures).map_err(|e| format!("{f}: {e}"))?;
+            *slot = Some(rows.into_iter());
+        }
+        let it = slot.as_mut().expect("set above");
+        let mut n = 0;
+        while n < out.capacity() {
+            let Some(r) = it.next() else { break };
+            out.vector(0).set_bytes(n, r.check.as_bytes());
+            for (col, v) in [(1, &r.expected), (2, &r.actual)] {
+                match v {
+                    Some(s) => out.vector(col).set_bytes(n, s.as_bytes()),
+                    None => out.vector(col).set_null(n),
+                }
+            }
+            out.vector(3).set::<bool>(n, r.ok);
+            n += 1;
+        }
+        out.set_len(n);
+        Ok(())
+    }
+}

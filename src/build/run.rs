@@ -1,0 +1,348 @@
+//! One build of the star: bronze extracts under one Postgres snapshot, then the
+//! models, then the checks, all in one DuckDB transaction on the extension's
+//! work connection; the run log is written on the log connection, outside it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::models::{self, Schemas};
+use crate::extract::params::RunDsn;
+use crate::extract::snapshot;
+use crate::inner::Inner;
+use crate::pg::{quote_literal, PgConfig};
+
+/// What a failed check does to the build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnCheckFailure {
+    Error,
+    Warn,
+}
+
+/// Everything a build needs, parsed from the CALL.
+#[derive(Clone, Debug)]
+pub struct BuildParams {
+    pub cfg: PgConfig,
+    pub schemas: Schemas,
+    pub on_check_failure: OnCheckFailure,
+    pub threads: Option<u64>,
+}
+
+/// One row of the CALL's result.
+#[derive(Clone, Debug)]
+pub struct StepRow {
+    pub step: String,
+    pub rows: Option<i64>,
+    pub seconds: f64,
+    pub status: &'static str,
+}
+
+/// One row of a check's result.
+#[derive(Clone, Debug)]
+pub struct CheckRow {
+    pub check: String,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+    pub ok: bool,
+}
+
+/// Figures read from Postgres, in the build's snapshot, that the checks compare with.
+pub struct SourceFigures {
+    pub payment_count: String,
+    pub payment_sum: String,
+    pub rental_count: String,
+}
+
+pub fn source_figures(conn: &mut crate::pg::Connection) -> Result<SourceFigures, String> {
+    let rows = conn
+        .simple_query(
+            "SELECT (SELECT count(*) FROM payment), (SELECT coalesce(sum(amount), 0) FROM payment), \
+             (SELECT count(*) FROM rental)",
+        )
+        .map_err(|e| format!("reading source figures: {e}"))?;
+    let r = rows.into_iter().next().ok_or("reading source figures: no row")?;
+    let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_else(|| "0".into());
+    Ok(SourceFigures {
+        payment_count: get(0),
+        payment_sum: get(1),
+        rental_count: get(2),
+    })
+}
+
+/// Runs the checks on the work connection (which may be inside the build's transaction).
+pub fn run_checks(
+    conn: &crate::ffi::conn::Connection,
+    schemas: &Schemas,
+    run_id: i64,
+    figures: &SourceFigures,
+) -> Result<Vec<CheckRow>, String> {
+    let mut vars = schemas.vars(run_id);
+    vars.push(("src_payment_count", figures.payment_count.clone()));
+    vars.push(("src_payment_sum", figures.payment_sum.clone()));
+    vars.push(("src_rental_count", figures.rental_count.clone()));
+    let mut out = Vec::new();
+    for c in models::CHECKS {
+        let sql = models::render(c.sql, &vars)?;
+        let rows = conn.query(&sql).map_err(|e| format!("check {}: {e}", c.name))?;
+        for r in rows {
+            out.push(CheckRow {
+                check: r.first().cloned().flatten().unwrap_or_default(),
+                expected: r.get(1).cloned().flatten(),
+                actual: r.get(2).cloned().flatten(),
+                ok: r.get(3).cloned().flatten().as_deref() == Some("true"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn sql_str(s: &Option<String>) -> String {
+    s.as_deref().map(quote_literal).unwrap_or_else(|| "NULL".into())
+}
+
+/// The run log: `<gold>.pagila_runs`, one row per run and step.
+struct RunLog<'a> {
+    inner: &'a Inner,
+    table: String,
+    run_id: i64,
+}
+
+impl<'a> RunLog<'a> {
+    fn open(inner: &'a Inner, schemas: &Schemas) -> Result<RunLog<'a>, String> {
+        let gold = models::quote_ident(&schemas.gold);
+        let table = format!("{gold}.pagila_runs");
+        let log = inner.log()?;
+        log.query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {gold}; \
+             CREATE TABLE IF NOT EXISTS {table} (run_id BIGINT, step VARCHAR, status VARCHAR, \"rows\" BIGINT, \
+             seconds DOUBLE, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, message VARCHAR); \
+             CREATE TABLE IF NOT EXISTS {gold}.pagila_check_results (run_id BIGINT, \"check\" VARCHAR, \
+             expected VARCHAR, actual VARCHAR, ok BOOLEAN, checked_at TIMESTAMPTZ)"
+        ))
+        .map_err(|e| format!("creating the run log: {e}"))?;
+        let rows = log
+            .query(&format!("SELECT coalesce(max(run_id), 0) + 1 FROM {table}"))
+            .map_err(|e| format!("reading the run log: {e}"))?;
+        let run_id = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        Ok(RunLog { inner, table, run_id })
+    }
+
+    fn start(&self, step: &str) {
+        self.write(&format!(
+            "INSERT INTO {} VALUES ({}, {}, 'RUNNING', NULL, NULL, now(), NULL, NULL)",
+            self.table,
+            self.run_id,
+            quote_literal(step)
+        ));
+    }
+
+    fn end(&self, step: &str, status: &str, rows: Option<i64>, seconds: f64, message: Option<&str>) {
+        self.write(&format!(
+            "UPDATE {} SET status = {}, \"rows\" = {}, seconds = {seconds}, finished_at = now(), message = {} \
+             WHERE run_id = {} AND step = {} AND status = 'RUNNING'",
+            self.table,
+            quote_literal(status),
+            rows.map(|r| r.to_string()).unwrap_or_else(|| "NULL".into()),
+            message.map(quote_literal).unwrap_or_else(|| "NULL".into()),
+            self.run_id,
+            quote_literal(step)
+        ));
+    }
+
+    fn checks(&self, rows: &[CheckRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let gold = self.table.trim_end_matches(".pagila_runs");
+        let values: Vec<String> = rows
+            .iter()
+            .map(|c| {
+                format!(
+                    "({}, {}, {}, {}, {}, now())",
+                    self.run_id,
+                    quote_literal(&c.check),
+                    sql_str(&c.expected),
+                    sql_str(&c.actual),
+                    c.ok
+                )
+            })
+            .collect();
+        self.write(&format!(
+            "INSERT INTO {gold}.pagila_check_results VALUES {}",
+            values.join(", ")
+        ));
+    }
+
+    /// Log writes are best effort: a failing log never fails the build.
+    fn write(&self, sql: &str) {
+        if let Ok(log) = self.inner.log() {
+            let _ = log.query(sql);
+        }
+    }
+}
+
+/// Rows of a CREATE TABLE AS / INSERT result ("Count"), if that is what came back.
+fn count_of(rows: &[Vec<Option<String>>]) -> Option<i64> {
+    match rows {
+        [row] if row.len() == 1 => row[0].as_deref().and_then(|v| v.parse().ok()),
+        _ => None,
+    }
+}
+
+/// Runs a whole build. Each finished step is sent to `tx` as it ends; the
+/// result is Err with a message (no secrets) when the build failed and was
+/// rolled back.
+pub fn build(inner: &Inner, p: &BuildParams, tx: &Sender<StepRow>, cancel: &AtomicBool) -> Result<(), String> {
+    let log = RunLog::open(inner, &p.schemas)?;
+    let whole = Instant::now();
+    log.start("build");
+    let r = build_steps(inner, p, tx, cancel, &log);
+    let secs = whole.elapsed().as_secs_f64();
+    match &r {
+        Ok(()) => log.end("build", "FINISHED", None, secs, None),
+        Err(e) => log.end("build", "FAILED", None, secs, Some(e)),
+    }
+    r
+}
+
+fn build_steps(
+    inner: &Inner,
+    p: &BuildParams,
+    tx: &Sender<StepRow>,
+    cancel: &AtomicBool,
+    log: &RunLog<'_>,
+) -> Result<(), String> {
+    let run_id = log.run_id;
+    // A step: logged RUNNING, then FINISHED (sent to the caller) or FAILED.
+    let step = |name: &str, f: &mut dyn FnMut() -> Result<Option<i64>, String>| -> Result<(), String> {
+        if cancel.load(Ordering::SeqCst) {
+            return Err("the build was interrupted".into());
+        }
+        log.start(name);
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        match r {
+            Ok(rows) => {
+                log.end(name, "FINISHED", rows, secs, None);
+                let _ = tx.send(StepRow {
+                    step: name.to_string(),
+                    rows,
+                    seconds: secs,
+                    status: "FINISHED",
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let e = if cancel.load(Ordering::SeqCst) {
+                    format!("the build was interrupted ({e})")
+                } else {
+                    e
+                };
+                log.end(name, "FAILED", None, secs, Some(&e));
+                Err(format!("step {name} failed: {e}"))
+            }
+        }
+    };
+
+    // One Postgres snapshot for every extract; its connection also reads the
+    // figures the checks compare with.
+    let mut snap: Option<(crate::pg::Connection, String)> = None;
+    let mut figures = None;
+    step("snapshot", &mut || {
+        let (mut conn, id) = snapshot::export(&p.cfg).map_err(|e| e.to_string())?;
+        figures = Some(source_figures(&mut conn)?);
+        snap = Some((conn, id));
+        Ok(None)
+    })?;
+    let (_snap_conn, snap_id) = snap.expect("set by the snapshot step");
+    let figures = figures.expect("set by the snapshot step");
+    let run_dsn = RunDsn::register(p.cfg.clone());
+
+    let work = inner.work()?;
+    work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
+    let result = (|| -> Result<Vec<CheckRow>, String> {
+        let bronze = models::quote_ident(&p.schemas.bronze);
+        work.query(&format!("CREATE SCHEMA IF NOT EXISTS {bronze}"))
+            .map_err(|e| e.to_string())?;
+        let threads = p.threads.map(|t| format!(", threads := {t}")).unwrap_or_default();
+        for t in models::SOURCE_TABLES {
+            // Never copy credentials into DuckDB.
+            let exclude = if *t == "staff" { " EXCLUDE (password)" } else { "" };
+            let sql = format!(
+                "CREATE OR REPLACE TABLE {bronze}.{table} AS SELECT *{exclude}, {run_id}::BIGINT AS _run_id, \
+                 now() AS _loaded_at FROM pagila_extract({src}, dsn := {dsn}, snapshot := {snap}{threads})",
+                table = models::quote_ident(t),
+                src = quote_literal(&format!("public.{t}")),
+                dsn = quote_literal(&run_dsn.dsn()),
+                snap = quote_literal(&snap_id),
+            );
+            step(&format!("{}.{t}", p.schemas.bronze), &mut || {
+                work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
+            })?;
+        }
+        let vars = p.schemas.vars(run_id);
+        for m in models::MODELS {
+            let sql = models::render(m.sql, &vars)?;
+            let schema = match m.layer {
+                models::Layer::Silver => &p.schemas.silver,
+                models::Layer::Gold => &p.schemas.gold,
+                models::Layer::Compat => &p.schemas.compat,
+            };
+            step(&format!("{schema}.{}", m.name), &mut || {
+                work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
+            })?;
+        }
+        let mut checks = Vec::new();
+        step("checks", &mut || {
+            checks = run_checks(&work, &p.schemas, run_id, &figures)?;
+            let failed: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| {
+                    format!(
+                        "{} (expected {}, got {})",
+                        c.check,
+                        c.expected.as_deref().unwrap_or("NULL"),
+                        c.actual.as_deref().unwrap_or("NULL")
+                    )
+                })
+                .collect();
+            if !failed.is_empty() && p.on_check_failure == OnCheckFailure::Error {
+                return Err(format!(
+                    "{} check(s) failed: {} (use on_check_failure := 'warn' to keep the build anyway)",
+                    failed.len(),
+                    failed.join("; ")
+                ));
+            }
+            Ok(Some(checks.len() as i64))
+        })?;
+        Ok(checks)
+    })();
+    match result {
+        Ok(checks) => {
+            step("commit", &mut || {
+                work.query("COMMIT").map(|_| None).map_err(|e| e.to_string())
+            })
+            .inspect_err(|_| {
+                let _ = work.query("ROLLBACK");
+            })?;
+            log.checks(&checks);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = work.query("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Shared between the CALL and its build thread.
+pub struct BuildHandle {
+    pub cancel: Arc<AtomicBool>,
+}

@@ -1,0 +1,127 @@
+//! The extension's own DuckDB connections, for the SQL a CALL runs.
+//!
+//! They are opened at LOAD (the only moment the C API hands out the database)
+//! and hold the database open. So that closing the user's last connection still
+//! closes the database (and releases a database file to other processes and to
+//! a reopen in this process), a watcher thread polls `duckdb_connection_count()`
+//! and disconnects ours once only ours are left.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::ffi::conn::{Connection, InterruptHandle};
+use crate::ffi::sys;
+
+/// How often the watcher looks for the user's connections.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+pub struct Inner {
+    /// Runs a build's transaction.
+    work: Mutex<Option<Connection>>,
+    /// Writes the run log in its own transactions, so it survives a failed build.
+    log: Mutex<Option<Connection>>,
+    work_interrupt: InterruptHandle,
+    closed: AtomicBool,
+}
+
+/// Why the extension's connections are unavailable.
+pub const CLOSED: &str = "pagila_star: the database is closing (its last user connection was closed)";
+
+impl Inner {
+    /// Opens the two connections and starts the watcher.
+    ///
+    /// # Safety
+    /// `db` must be the live database handle DuckDB passed to the entry point.
+    pub unsafe fn open(db: sys::duckdb_database) -> Result<Arc<Inner>, String> {
+        let work = Connection::open(db)?;
+        let log = Connection::open(db)?;
+        let inner = Arc::new(Inner {
+            work_interrupt: work.interrupt_handle(),
+            work: Mutex::new(Some(work)),
+            log: Mutex::new(Some(log)),
+            closed: AtomicBool::new(false),
+        });
+        let w = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("pagila_star-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(WATCH_EVERY);
+                let Some(inner) = w.upgrade() else { return };
+                let left = inner.only_ours_left();
+                if left {
+                    inner.close();
+                    return;
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(inner)
+    }
+
+    fn only_ours_left(&self) -> bool {
+        // try_lock: a busy log connection means a build is running, so a user is there.
+        let Ok(guard) = self.log.try_lock() else { return false };
+        let Some(conn) = guard.as_ref() else { return true };
+        match conn.query("SELECT * FROM duckdb_connection_count()") {
+            Ok(rows) => rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n <= 2),
+            Err(_) => false,
+        }
+    }
+
+    /// Disconnects both connections (the database may shut down right here).
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let work = self.work.lock().map(|mut g| g.take()).unwrap_or(None);
+        let log = self.log.lock().map(|mut g| g.take()).unwrap_or(None);
+        drop(work);
+        drop(log);
+    }
+
+    pub fn work(&self) -> Result<ConnGuard<'_>, String> {
+        ConnGuard::new(
+            self.work
+                .lock()
+                .map_err(|_| "pagila_star: connection lock poisoned".to_string())?,
+        )
+    }
+
+    pub fn log(&self) -> Result<ConnGuard<'_>, String> {
+        ConnGuard::new(
+            self.log
+                .lock()
+                .map_err(|_| "pagila_star: connection lock poisoned".to_string())?,
+        )
+    }
+
+    /// Interrupts whatever the work connection is running.
+    pub fn interrupt_work(&self) {
+        if !self.closed.load(Ordering::SeqCst) {
+            self.work_interrupt.interrupt();
+        }
+    }
+}
+
+/// A locked, open inner connection.
+pub struct ConnGuard<'a>(MutexGuard<'a, Option<Connection>>);
+
+impl<'a> ConnGuard<'a> {
+    fn new(g: MutexGuard<'a, Option<Connection>>) -> Result<ConnGuard<'a>, String> {
+        if g.is_none() {
+            return Err(CLOSED.into());
+        }
+        Ok(ConnGuard(g))
+    }
+}
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0.as_ref().expect("checked in new")
+    }
+}
