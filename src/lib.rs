@@ -6,6 +6,7 @@ pub mod extract;
 pub mod ffi;
 pub mod inner;
 pub mod pg;
+pub mod settings;
 pub mod state;
 pub mod types;
 pub mod version;
@@ -40,6 +41,7 @@ fn register_all(db: sys::duckdb_database, con: sys::duckdb_connection) -> Result
         host,
         inner,
     });
+    settings::register(con, &state.host)?;
     ffi::table::register::<version::VersionFunction>(con, &state)?;
     ffi::table::register::<extract::ExtractFunction>(con, &state)?;
     ffi::table::register::<extract::QueryFunction>(con, &state)?;

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod entry;
 pub mod host;
 pub mod logical;
+pub mod setting;
 pub mod table;
 pub mod value;
 

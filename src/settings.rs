@@ -1,0 +1,34 @@
+//! The extension's settings, registered in one place with their help strings.
+//! DuckDB lists them in `duckdb_settings()`.
+
+use crate::ffi::host::HostVersion;
+use crate::ffi::{setting, sys, BoxError};
+
+/// (name, default, description)
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        "pagila_dsn",
+        "",
+        "PostgreSQL connection string (libpq key=value or postgresql:// URI) used by pagila_* functions \
+         when no dsn := is given; empty means the libpq environment (PGHOST, PGPORT, …, ~/.pgpass)",
+    ),
+    (
+        "pagila_statement_timeout",
+        "",
+        "statement_timeout for pagila_* Postgres sessions, e.g. '30s' or '500ms'; empty keeps the server's",
+    ),
+];
+
+/// Registers every setting where the host supports it (DuckDB ≥ 1.5.6). On older
+/// hosts use `dsn :=` or the libpq environment instead.
+pub fn register(con: sys::duckdb_connection, host: &HostVersion) -> Result<(), BoxError> {
+    if !host.has_client_context_api() {
+        return Ok(());
+    }
+    for (name, default, description) in SETTINGS {
+        // SAFETY: con is the live registration connection and the host has the
+        // config-option API (checked above).
+        unsafe { setting::register_varchar(con, name, default, description)? };
+    }
+    Ok(())
+}
