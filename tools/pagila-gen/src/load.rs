@@ -45,7 +45,7 @@ pub fn describe(cfg: &Config) -> String {
 pub fn connect(cfg: &Config) -> Result<Client, BoxError> {
     let mut client = cfg
         .connect(NoTls)
-        .map_err(|e| format!("cannot connect to {}: {e}", describe(cfg)))?;
+        .map_err(|e| format!("cannot connect to {}: {}", describe(cfg), full_error(&e)))?;
     client.batch_execute(
         "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'; SET work_mem = '128MB'; SET client_min_messages = warning",
     )?;

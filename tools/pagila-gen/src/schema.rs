@@ -73,15 +73,29 @@ fn split_statements(sql: &str) -> Vec<String> {
     out
 }
 
-/// Creates the monthly partitions of payment.
+/// Creates the monthly partitions of payment the way pg_dump restores them
+/// (a table of its own, then ATTACH), so that on PostgreSQL 18 the NOT NULL
+/// constraints get the same names as in Pagila.
 pub fn partitions_ddl() -> Vec<String> {
     payment_partitions()
         .into_iter()
-        .map(|(name, from, to)| {
-            format!(
-                "CREATE TABLE public.{name} PARTITION OF public.payment \
-                 FOR VALUES FROM ('{from}') TO ('{to}')"
-            )
+        .flat_map(|(name, from, to)| {
+            [
+                format!(
+                    "CREATE TABLE public.{name} (
+    payment_id integer DEFAULT nextval('public.payment_payment_id_seq'::regclass) NOT NULL,
+    customer_id integer NOT NULL,
+    staff_id integer NOT NULL,
+    rental_id integer NOT NULL,
+    amount numeric(5,2) NOT NULL,
+    payment_date timestamp with time zone NOT NULL
+)"
+                ),
+                format!(
+                    "ALTER TABLE ONLY public.payment ATTACH PARTITION public.{name} \
+                     FOR VALUES FROM ('{from}') TO ('{to}')"
+                ),
+            ]
         })
         .collect()
 }
