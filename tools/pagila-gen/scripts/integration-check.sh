@@ -6,7 +6,8 @@
 #   3. load scale 1 with pagila-gen into database "gen", compare every table's
 #      row count with the real one (must be within 1%) and run `pagila-gen check`
 #      (Postgres itself enforces the keys, FKs and CHECKs the loader created);
-#   4. with --scale N (e.g. --scale 100), time a load at that scale too.
+#   4. run `pagila-gen simulate` twice and check the data rules again;
+#   5. with --scale N (e.g. --scale 100), time a load at that scale too.
 # The server and its directory are removed on exit.
 #
 # Usage: tools/pagila-gen/scripts/integration-check.sh [--scale N] [--pg-bin DIR]
@@ -70,6 +71,12 @@ while IFS='|' read -r t real gen_n; do
 done < <(join -t'|' <("$pg_bin/psql" -XAtc "$counts_sql" -d pagila) <("$pg_bin/psql" -XAtc "$counts_sql" -d gen))
 
 "$gen" check --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --scale 1 || fail=1
+
+# Move the scale-1 data forward twice and check the rules again.
+for _ in 1 2; do
+    "$gen" simulate --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --rentals 2000 --days 7
+done
+"$gen" check --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --no-counts || fail=1
 
 if [ -n "$big_scale" ]; then
     psql_ -d postgres -c "CREATE DATABASE gen_big"

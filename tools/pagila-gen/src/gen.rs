@@ -31,8 +31,8 @@ const REF_UPDATE: i64 = 1_640_952_000;
 /// Customers were created during 2021 (days since 1970-01-01).
 const CUSTOMER_FIRST_DAY: i32 = 18_628;
 const CUSTOMER_LAST_DAY: i32 = 18_992;
-const DAY: i64 = 86_400;
-const HOUR: i64 = 3_600;
+pub const DAY: i64 = 86_400;
+pub const HOUR: i64 = 3_600;
 
 /// Row counts of the real Pagila dump (counted in pagila-data.sql).
 pub mod base {
@@ -143,7 +143,7 @@ impl Plan {
 }
 
 /// (year, month) of a Unix time (proleptic Gregorian, UTC).
-fn year_month(unix: i64) -> (i64, i64) {
+pub fn year_month(unix: i64) -> (i64, i64) {
     // Howard Hinnant's civil_from_days.
     let z = unix.div_euclid(DAY) + 719_468;
     let era = z.div_euclid(146_097);
@@ -158,8 +158,13 @@ fn year_month(unix: i64) -> (i64, i64) {
 /// Monthly partitions of `payment` covering [START, END): (name, from, to) with
 /// bounds as UTC timestamps.
 pub fn payment_partitions() -> Vec<(String, String, String)> {
-    let (mut y, mut m) = year_month(START);
-    let last = year_month(END - 1);
+    partitions_between(START, END)
+}
+
+/// Monthly partitions covering the Unix times [start, end) (end > start).
+pub fn partitions_between(start: i64, end: i64) -> Vec<(String, String, String)> {
+    let (mut y, mut m) = year_month(start);
+    let last = year_month(end - 1);
     let mut out = Vec::new();
     loop {
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
@@ -243,7 +248,7 @@ fn films(plan: &Plan) -> Vec<Film> {
 
 /// A name: upper case from the main lists, or (`intl` share) in its native
 /// spelling with non-ASCII letters.
-fn person_name(rng: &mut Rng, intl: f64) -> (&'static str, &'static str) {
+pub fn person_name(rng: &mut Rng, intl: f64) -> (&'static str, &'static str) {
     if rng.chance(intl) {
         (rng.pick(INTL_FIRST_NAMES), rng.pick(INTL_LAST_NAMES))
     } else {
@@ -387,6 +392,26 @@ pub struct Payment {
     pub payment_date_us: i64,
 }
 
+/// How long a rental lasts, in seconds, for a film rented for `rental_days`:
+/// 55% come back in time, most late ones within three days, a few up to six
+/// days late (18 hours .. rental_duration + 6 days).
+pub fn draw_duration(rng: &mut Rng, rental_days: i16) -> i64 {
+    let rd = i64::from(rental_days) * DAY;
+    let r = rng.unit();
+    if r < 0.55 {
+        rng.range(18 * HOUR, rd)
+    } else if r < 0.93 {
+        rng.range(rd + 1, rd + 3 * DAY)
+    } else {
+        rng.range(rd + 3 * DAY + 1, rd + 6 * DAY)
+    }
+}
+
+/// Whole days late (>= 0) of a rental that lasted `duration` seconds.
+pub fn late_days(duration: i64, rental_days: i16) -> i64 {
+    ((duration + DAY - 1) / DAY - i64::from(rental_days)).max(0)
+}
+
 /// Rentals in rental_date (and rental_id) order, each with its payments.
 ///
 /// * Rental times are spread evenly over [START, RENTAL_END) (one per stratum, so they
@@ -500,7 +525,6 @@ impl Iterator for RentalSim<'_> {
             .unwrap_or_else(|| 1 + self.rng.below(self.busy_until.len() as u64) as u32);
         let film = &self.world.films[self.world.inventory_film[inventory_id as usize - 1] as usize - 1];
         let store_id = i32::from(self.world.inventory_store[inventory_id as usize - 1]);
-        let rd = i64::from(film.rental_duration) * DAY;
         let rate = film.rental_rate_cents;
 
         let unreturned = if i < self.recent_from {
@@ -508,16 +532,7 @@ impl Iterator for RentalSim<'_> {
         } else {
             self.recent.take(&mut self.rng)
         };
-        // 55% come back in time, most late ones within three days, a few up to
-        // six days late (at most 18 hours .. rental_duration + 6 days).
-        let r = self.rng.unit();
-        let duration = if r < 0.55 {
-            self.rng.range(18 * HOUR, rd)
-        } else if r < 0.93 {
-            self.rng.range(rd + 1, rd + 3 * DAY)
-        } else {
-            self.rng.range(rd + 3 * DAY + 1, rd + 6 * DAY)
-        };
+        let duration = draw_duration(&mut self.rng, film.rental_duration);
         let return_date = (!unreturned).then_some(rental_date + duration);
         self.busy_until[inventory_id as usize - 1] = match return_date {
             Some(ret) => (ret - START) as u32,
@@ -534,7 +549,7 @@ impl Iterator for RentalSim<'_> {
         };
 
         let late_days = match return_date {
-            Some(_) => ((duration + DAY - 1) / DAY - i64::from(film.rental_duration)).max(0),
+            Some(_) => late_days(duration, film.rental_duration),
             None => 0,
         };
         // Paid at the counter: a few minutes after the rental started.

@@ -77,8 +77,13 @@ fn split_statements(sql: &str) -> Vec<String> {
 /// (a table of its own, then ATTACH), so that on PostgreSQL 18 the NOT NULL
 /// constraints get the same names as in Pagila.
 pub fn partitions_ddl() -> Vec<String> {
-    payment_partitions()
-        .into_iter()
+    partitions_ddl_for(&payment_partitions())
+}
+
+/// CREATE + ATTACH of the given (name, from, to) partitions.
+pub fn partitions_ddl_for(parts: &[(String, String, String)]) -> Vec<String> {
+    parts
+        .iter()
         .flat_map(|(name, from, to)| {
             [
                 format!(
@@ -102,8 +107,12 @@ pub fn partitions_ddl() -> Vec<String> {
 
 /// Indexes of every payment partition, named like in Pagila.
 pub fn partition_indexes() -> Vec<String> {
+    partition_indexes_for(&payment_partitions())
+}
+
+pub fn partition_indexes_for(parts: &[(String, String, String)]) -> Vec<String> {
     let mut out = Vec::new();
-    for (p, _, _) in payment_partitions() {
+    for (p, _, _) in parts {
         out.push(format!(
             "CREATE INDEX idx_fk_{p}_customer_id ON public.{p} USING btree (customer_id)"
         ));
@@ -147,7 +156,15 @@ pub fn foreign_keys() -> Vec<ForeignKey> {
             }
         })
         .collect();
-    for (p, _, _) in payment_partitions() {
+    out.extend(partition_foreign_keys(&payment_partitions()));
+    out
+}
+
+/// The foreign keys of the given payment partitions (Pagila names them
+/// `<partition>_<column>_fkey`).
+pub fn partition_foreign_keys(parts: &[(String, String, String)]) -> Vec<ForeignKey> {
+    let mut out = Vec::new();
+    for (p, _, _) in parts {
         for (col, target) in [
             ("customer_id", "customer(customer_id)"),
             ("rental_id", "rental(rental_id)"),
