@@ -31,6 +31,96 @@ pub const SOURCE_TABLES: &[&str] = &[
     "store",
 ];
 
+/// A source table as the incremental loader sees it: its primary key in bronze
+/// and the column compared with its bookmark.
+#[derive(Clone, Copy, Debug)]
+pub struct Source {
+    pub table: &'static str,
+    pub key: &'static [&'static str],
+    /// Rows with this column at or after (bookmark - lookback) are read again.
+    pub changed: &'static str,
+}
+
+/// Every source table, with its key and change column (payment has no
+/// last_update: its rows are immutable and its bookmark is payment_date).
+pub const SOURCES: &[Source] = &[
+    Source {
+        table: "actor",
+        key: &["actor_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "address",
+        key: &["address_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "category",
+        key: &["category_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "city",
+        key: &["city_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "country",
+        key: &["country_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "customer",
+        key: &["customer_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "film",
+        key: &["film_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "film_actor",
+        key: &["actor_id", "film_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "film_category",
+        key: &["film_id", "category_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "inventory",
+        key: &["inventory_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "language",
+        key: &["language_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "payment",
+        key: &["payment_id"],
+        changed: "payment_date",
+    },
+    Source {
+        table: "rental",
+        key: &["rental_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "staff",
+        key: &["staff_id"],
+        changed: "last_update",
+    },
+    Source {
+        table: "store",
+        key: &["store_id"],
+        changed: "last_update",
+    },
+];
+
 /// Which schema a model writes to (the key maps written by `keymap_*` live in silver).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
