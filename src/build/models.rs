@@ -219,6 +219,10 @@ pub const MODELS: &[Model] = &[
     model!(Compat, "compat", "pagila_sales"),
 ];
 
+/// The models of an incremental run, in order (they read the temp tables
+/// `pagila_delta_<table>` and `pagila_deleted_<table>` the orchestrator creates).
+pub const INCREMENTAL_MODELS: &[Model] = &[];
+
 /// Every check, run after the models.
 pub const CHECKS: &[Check] = &[
     check!("fact_sales_reconciles"),
