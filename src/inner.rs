@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::ffi::conn::{Connection, InterruptHandle};
-use crate::ffi::sys;
+use crate::ffi::entry::Loader;
 
 /// How often the watcher looks for the user's connections.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
@@ -30,12 +30,9 @@ pub const CLOSED: &str = "pagila_star: the database is closing (its last user co
 
 impl Inner {
     /// Opens the two connections and starts the watcher.
-    ///
-    /// # Safety
-    /// `db` must be the live database handle DuckDB passed to the entry point.
-    pub unsafe fn open(db: sys::duckdb_database) -> Result<Arc<Inner>, String> {
-        let work = Connection::open(db)?;
-        let log = Connection::open(db)?;
+    pub fn open(loader: &Loader) -> Result<Arc<Inner>, String> {
+        let work = loader.connect()?;
+        let log = loader.connect()?;
         let inner = Arc::new(Inner {
             work_interrupt: work.interrupt_handle(),
             work: Mutex::new(Some(work)),

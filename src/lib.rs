@@ -27,27 +27,26 @@ pub unsafe extern "C" fn pagila_star_init_c_api(
     access: *const sys::duckdb_extension_access,
 ) -> bool {
     // SAFETY: forwarded unchanged from DuckDB.
-    unsafe { ffi::entry::run(info, access, |db, con| register_all(db, con)) }
+    unsafe { ffi::entry::run(info, access, register_all) }
 }
 
-fn register_all(db: sys::duckdb_database, con: sys::duckdb_connection) -> Result<(), ffi::BoxError> {
+fn register_all(loader: &ffi::entry::Loader) -> Result<(), ffi::BoxError> {
     let host_string = library_version();
     let host =
         HostVersion::parse(&host_string).ok_or_else(|| format!("unrecognised DuckDB version {host_string:?}"))?;
-    // SAFETY: db is the live handle of the database being loaded into.
-    let inner = unsafe { inner::Inner::open(db)? };
+    let inner = inner::Inner::open(loader)?;
     let state = Arc::new(ExtensionState {
         host_string,
         host,
         inner,
     });
-    settings::register(con, &state.host)?;
-    ffi::table::register::<version::VersionFunction>(con, &state)?;
-    ffi::table::register::<extract::ExtractFunction>(con, &state)?;
-    ffi::table::register::<extract::QueryFunction>(con, &state)?;
-    ffi::table::register::<extract::snapshot::SnapshotFunction>(con, &state)?;
-    ffi::table::register::<extract::snapshot::ReleaseFunction>(con, &state)?;
-    ffi::table::register::<build::BuildFunction>(con, &state)?;
-    ffi::table::register::<build::CheckFunction>(con, &state)?;
+    settings::register(loader, &state.host)?;
+    loader.table::<version::VersionFunction>(&state)?;
+    loader.table::<extract::ExtractFunction>(&state)?;
+    loader.table::<extract::QueryFunction>(&state)?;
+    loader.table::<extract::snapshot::SnapshotFunction>(&state)?;
+    loader.table::<extract::snapshot::ReleaseFunction>(&state)?;
+    loader.table::<build::BuildFunction>(&state)?;
+    loader.table::<build::CheckFunction>(&state)?;
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! The extension's settings, registered in one place with their help strings.
 //! DuckDB lists them in `duckdb_settings()`.
 
+use crate::ffi::entry::Loader;
 use crate::ffi::host::HostVersion;
-use crate::ffi::{setting, sys, BoxError};
+use crate::ffi::BoxError;
 
 /// (name, default, description)
 pub const SETTINGS: &[(&str, &str, &str)] = &[
@@ -21,14 +22,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
 
 /// Registers every setting where the host supports it (DuckDB ≥ 1.5.6). On older
 /// hosts use `dsn :=` or the libpq environment instead.
-pub fn register(con: sys::duckdb_connection, host: &HostVersion) -> Result<(), BoxError> {
+pub fn register(loader: &Loader, host: &HostVersion) -> Result<(), BoxError> {
     if !host.has_client_context_api() {
         return Ok(());
     }
     for (name, default, description) in SETTINGS {
-        // SAFETY: con is the live registration connection and the host has the
-        // config-option API (checked above).
-        unsafe { setting::register_varchar(con, name, default, description)? };
+        loader.setting(host, name, default, description)?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::ffi::BoxError;
 use crate::state::ExtensionState;
 use crate::types::DuckType;
 use models::Schemas;
-use run::{BuildParams, CheckRow, OnCheckFailure, StepRow};
+use run::{BuildParams, CheckRow, Mode, OnCheckFailure, StepRow};
 
 fn schemas_from(input: &BindInput) -> Result<Schemas, BoxError> {
     let mut s = Schemas::default();
@@ -99,6 +99,8 @@ impl TableFunction for BuildFunction {
         let mut v = schema_parameters();
         v.extend([
             ("mode", DuckType::Varchar),
+            ("lookback", DuckType::Varchar),
+            ("detect_deletes", DuckType::Boolean),
             ("on_check_failure", DuckType::Varchar),
             ("threads", DuckType::BigInt),
         ]);
@@ -107,10 +109,24 @@ impl TableFunction for BuildFunction {
 
     fn bind(state: &Arc<ExtensionState>, input: &BindInput) -> Result<Bound<BuildBind>, BoxError> {
         let f = Self::NAME;
-        let mode = input.named_str("mode").unwrap_or_else(|| "full".into());
-        if !mode.eq_ignore_ascii_case("full") {
-            return Err(format!("{f}: mode must be 'full', not '{mode}'").into());
+        let mode_name = input
+            .named_str("mode")
+            .unwrap_or_else(|| "full".into())
+            .to_ascii_lowercase();
+        let lookback = input.named_str("lookback").unwrap_or_else(|| "10 minutes".into());
+        // The interval goes into Postgres and DuckDB SQL: digits, letters, spaces only.
+        if lookback.trim().is_empty() || !lookback.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+            return Err(format!("{f}: lookback must be an interval such as '10 minutes', not '{lookback}'").into());
         }
+        let detect_deletes = input.named_bool("detect_deletes").unwrap_or(false);
+        let mode = match mode_name.as_str() {
+            "full" => Mode::Full,
+            "incremental" => Mode::Incremental {
+                lookback,
+                detect_deletes,
+            },
+            other => return Err(format!("{f}: mode must be 'full' or 'incremental', not '{other}'").into()),
+        };
         let on_check_failure = match input
             .named_str("on_check_failure")
             .as_deref()
@@ -134,6 +150,7 @@ impl TableFunction for BuildFunction {
                     schemas,
                     on_check_failure,
                     threads,
+                    mode,
                 },
                 state: state.clone(),
             },

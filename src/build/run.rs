@@ -20,6 +20,19 @@ pub enum OnCheckFailure {
     Warn,
 }
 
+/// Full rebuild, or only what changed since the bookmarks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental {
+        /// An interval ('10 minutes'): rows up to this much older than the
+        /// bookmark are read again, for transactions that commit late.
+        lookback: String,
+        /// Find rows deleted in Postgres by a key diff.
+        detect_deletes: bool,
+    },
+}
+
 /// Everything a build needs, parsed from the CALL.
 #[derive(Clone, Debug)]
 pub struct BuildParams {
@@ -27,6 +40,7 @@ pub struct BuildParams {
     pub schemas: Schemas,
     pub on_check_failure: OnCheckFailure,
     pub threads: Option<u64>,
+    pub mode: Mode,
 }
 
 /// One row of the CALL's result.
@@ -186,6 +200,53 @@ impl<'a> RunLog<'a> {
     }
 }
 
+/// Each source table's high-water mark, in microseconds since 1970 (None: empty table).
+type Bookmarks = Vec<(String, Option<i64>)>;
+
+/// One BIGINT (or NULL) from a query.
+fn single_i64(conn: &crate::ffi::conn::Connection, sql: &str) -> Result<Option<i64>, String> {
+    let rows = conn.query(sql).map_err(|e| e.to_string())?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok()))
+}
+
+/// The bookmarks, when there is a complete star to build on: one per source
+/// table, and the facts exist. None means "build in full".
+fn read_bookmarks(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<Option<Bookmarks>, String> {
+    let gold = models::quote_ident(&schemas.gold);
+    let have = conn
+        .query(&format!(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = {} \
+             AND table_name IN ('fact_sales', 'fact_rental')",
+            quote_literal(&schemas.gold)
+        ))
+        .map_err(|e| e.to_string())?;
+    if count_of(&have) != Some(2) {
+        return Ok(None);
+    }
+    let rows = conn
+        .query(&format!(
+            "SELECT source_table, high_water_us FROM {gold}.pagila_bookmarks"
+        ))
+        .map_err(|e| e.to_string())?;
+    let bm: Vec<(String, Option<i64>)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.first().cloned().flatten().unwrap_or_default(),
+                r.get(1).cloned().flatten().and_then(|v| v.parse().ok()),
+            )
+        })
+        .collect();
+    if models::SOURCES.iter().all(|s| bm.iter().any(|(t, _)| t == s.table)) {
+        Ok(Some(bm))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Rows of a CREATE TABLE AS / INSERT result ("Count"), if that is what came back.
 fn count_of(rows: &[Vec<Option<String>>]) -> Option<i64> {
     match rows {
@@ -268,26 +329,147 @@ fn build_steps(
     work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
     let result = (|| -> Result<Vec<CheckRow>, String> {
         let bronze = models::quote_ident(&p.schemas.bronze);
-        work.query(&format!("CREATE SCHEMA IF NOT EXISTS {bronze}"))
-            .map_err(|e| e.to_string())?;
-        let threads = p.threads.map(|t| format!(", threads := {t}")).unwrap_or_default();
-        for t in models::SOURCE_TABLES {
-            // Never copy credentials into DuckDB.
-            let exclude = if *t == "staff" { " EXCLUDE (password)" } else { "" };
-            let sql = format!(
-                "CREATE OR REPLACE TABLE {bronze}.{table} AS SELECT *{exclude}, {run_id}::BIGINT AS _run_id, \
-                 now() AS _loaded_at FROM pagila_extract({src}, dsn := {dsn}, snapshot := {snap}{threads})",
-                table = models::quote_ident(t),
-                src = quote_literal(&format!("public.{t}")),
+        let gold = models::quote_ident(&p.schemas.gold);
+        work.query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {bronze}; CREATE TABLE IF NOT EXISTS {gold}.pagila_bookmarks \
+             (source_table VARCHAR, bookmark_column VARCHAR, high_water TIMESTAMPTZ, high_water_us BIGINT, \
+             run_id BIGINT, updated_at TIMESTAMPTZ)"
+        ))
+        .map_err(|e| e.to_string())?;
+        let extract = |table: &str, extra: &str| {
+            format!(
+                "pagila_extract({src}, dsn := {dsn}, snapshot := {snap}{threads}{extra})",
+                src = quote_literal(&format!("public.{table}")),
                 dsn = quote_literal(&run_dsn.dsn()),
                 snap = quote_literal(&snap_id),
-            );
-            step(&format!("{}.{t}", p.schemas.bronze), &mut || {
-                work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
-            })?;
+                threads = p.threads.map(|t| format!(", threads := {t}")).unwrap_or_default(),
+            )
+        };
+        // Never copy credentials into DuckDB.
+        let columns = |table: &str| if table == "staff" { "* EXCLUDE (password)" } else { "*" };
+        let bookmarks = match &p.mode {
+            Mode::Incremental { .. } => read_bookmarks(&work, &p.schemas)?,
+            Mode::Full => None,
+        };
+        let incremental = match (&p.mode, &bookmarks) {
+            (
+                Mode::Incremental {
+                    lookback,
+                    detect_deletes,
+                },
+                Some(bm),
+            ) => Some((lookback, *detect_deletes, bm)),
+            (Mode::Incremental { .. }, None) => {
+                step("mode: full (no bookmarks yet)", &mut || Ok(None))?;
+                None
+            }
+            _ => None,
+        };
+        let mut high_water: Vec<(&str, &str, Option<i64>)> = Vec::new();
+        match incremental {
+            None => {
+                for src in models::SOURCES {
+                    let t = src.table;
+                    let sql = format!(
+                        "CREATE OR REPLACE TABLE {bronze}.{table} AS SELECT {cols}, {run_id}::BIGINT AS _run_id, \
+                         now() AS _loaded_at FROM {from}",
+                        table = models::quote_ident(t),
+                        cols = columns(t),
+                        from = extract(t, ""),
+                    );
+                    step(&format!("{}.{t}", p.schemas.bronze), &mut || {
+                        work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
+                    })?;
+                    let hw = single_i64(
+                        &work,
+                        &format!(
+                            "SELECT epoch_us(max({c})) FROM {bronze}.{table}",
+                            c = models::quote_ident(src.changed),
+                            table = models::quote_ident(t)
+                        ),
+                    )?;
+                    high_water.push((t, src.changed, hw));
+                }
+            }
+            Some((lookback, detect_deletes, bm)) => {
+                for src in models::SOURCES {
+                    let t = src.table;
+                    let table = format!("{bronze}.{}", models::quote_ident(t));
+                    let keys = src
+                        .key
+                        .iter()
+                        .map(|k| models::quote_ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let on = src
+                        .key
+                        .iter()
+                        .map(|k| format!("b.{0} = c.{0}", models::quote_ident(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    let old = bm.iter().find(|(n, _)| n == t).and_then(|(_, v)| *v);
+                    let filter = match old {
+                        Some(us) => format!(
+                            ", filter := {}",
+                            quote_literal(&format!(
+                                "{} >= timestamptz 'epoch' + {us} * interval '1 microsecond' - interval '{lookback}'",
+                                crate::pg::quote_ident(src.changed)
+                            ))
+                        ),
+                        None => String::new(),
+                    };
+                    let changed = format!("temp.main.pagila_changed_{t}");
+                    let sql = format!(
+                        "CREATE OR REPLACE TEMP TABLE pagila_changed_{t} AS SELECT {cols} FROM {from}; \
+                         DELETE FROM {table} AS b USING {changed} AS c WHERE {on}; \
+                         INSERT INTO {table} SELECT *, {run_id}::BIGINT, now() FROM {changed}; \
+                         CREATE OR REPLACE TEMP TABLE pagila_delta_{t} AS SELECT DISTINCT {keys} FROM {changed}; \
+                         SELECT count(*) FROM {changed}",
+                        cols = columns(t),
+                        from = extract(t, &filter),
+                    );
+                    step(&format!("{}.{t}", p.schemas.bronze), &mut || {
+                        work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
+                    })?;
+                    if detect_deletes {
+                        // Only the key columns travel (projection pushdown).
+                        let sql = format!(
+                            "CREATE OR REPLACE TEMP TABLE pagila_srckeys_{t} AS SELECT {keys} FROM {from}; \
+                             CREATE OR REPLACE TEMP TABLE pagila_deleted_{t} AS SELECT {keys} FROM {table} \
+                             EXCEPT SELECT {keys} FROM temp.main.pagila_srckeys_{t}; \
+                             DELETE FROM {table} AS b USING temp.main.pagila_deleted_{t} AS c WHERE {on}; \
+                             DROP TABLE temp.main.pagila_srckeys_{t}; \
+                             SELECT count(*) FROM temp.main.pagila_deleted_{t}",
+                            from = extract(t, ""),
+                        );
+                        step(&format!("deletes.{t}"), &mut || {
+                            work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
+                        })?;
+                    } else {
+                        work.query(&format!(
+                            "CREATE OR REPLACE TEMP TABLE pagila_deleted_{t} AS SELECT {keys} FROM {table} WHERE false"
+                        ))
+                        .map_err(|e| e.to_string())?;
+                    }
+                    let new = single_i64(
+                        &work,
+                        &format!(
+                            "SELECT epoch_us(max({c})) FROM {changed}",
+                            c = models::quote_ident(src.changed)
+                        ),
+                    )?;
+                    // Option's order puts None first: the larger known mark wins.
+                    high_water.push((t, src.changed, new.max(old)));
+                }
+            }
         }
+        let model_list = if incremental.is_some() {
+            models::INCREMENTAL_MODELS
+        } else {
+            models::MODELS
+        };
         let vars = p.schemas.vars(run_id);
-        for m in models::MODELS {
+        for m in model_list {
             let sql = models::render(m.sql, &vars)?;
             let schema = match m.layer {
                 models::Layer::Silver => &p.schemas.silver,
@@ -298,6 +480,26 @@ fn build_steps(
                 work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
             })?;
         }
+        // The bookmarks advance with the build: in its transaction.
+        let values: Vec<String> = high_water
+            .iter()
+            .map(|(t, c, us)| {
+                let us = us.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
+                format!(
+                    "({}, {}, make_timestamp({us})::TIMESTAMPTZ, {us}, {run_id}, now())",
+                    quote_literal(t),
+                    quote_literal(c)
+                )
+            })
+            .collect();
+        step("bookmarks", &mut || {
+            work.query(&format!(
+                "DELETE FROM {gold}.pagila_bookmarks; INSERT INTO {gold}.pagila_bookmarks VALUES {}",
+                values.join(", ")
+            ))
+            .map(|r| count_of(&r))
+            .map_err(|e| e.to_string())
+        })?;
         let mut checks = Vec::new();
         step("checks", &mut || {
             checks = run_checks(&work, &p.schemas, run_id, &figures)?;

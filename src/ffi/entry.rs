@@ -4,6 +4,46 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{cstring, panic_message, sys, BoxError};
 
+/// What the extension's init may use while DuckDB loads it: the database and a
+/// connection to it, both live for the duration of the entry point only.
+pub struct Loader {
+    db: sys::duckdb_database,
+    con: sys::duckdb_connection,
+}
+
+impl Loader {
+    /// Registers a table function.
+    pub fn table<F: super::table::TableFunction>(
+        &self,
+        state: &std::sync::Arc<crate::state::ExtensionState>,
+    ) -> Result<(), BoxError> {
+        // SAFETY: con is live during LOAD (Loader exists only inside run()).
+        unsafe { super::table::register::<F>(self.con, state) }
+    }
+
+    /// Registers a VARCHAR setting; the caller checks that the host has the
+    /// config-option API (DuckDB >= 1.5.6).
+    pub fn setting(
+        &self,
+        host: &super::host::HostVersion,
+        name: &str,
+        default: &str,
+        help: &str,
+    ) -> Result<(), BoxError> {
+        if !host.has_client_context_api() {
+            return Err(format!("DuckDB {host} cannot register settings").into());
+        }
+        // SAFETY: con is live during LOAD and the host has the config-option API.
+        unsafe { super::setting::register_varchar(self.con, name, default, help) }
+    }
+
+    /// A new connection to the database being loaded into, owned by the caller.
+    pub fn connect(&self) -> Result<super::conn::Connection, String> {
+        // SAFETY: db is live during LOAD.
+        unsafe { super::conn::Connection::open(self.db) }
+    }
+}
+
 /// The C API version we ask DuckDB for: the v1.2.0 band every supported host has.
 pub const C_API_VERSION: &str = "v1.2.0";
 
@@ -17,7 +57,7 @@ pub const C_API_VERSION: &str = "v1.2.0";
 pub unsafe fn run(
     info: sys::duckdb_extension_info,
     access: *const sys::duckdb_extension_access,
-    init: impl FnOnce(sys::duckdb_database, sys::duckdb_connection) -> Result<(), BoxError>,
+    init: impl FnOnce(&Loader) -> Result<(), BoxError>,
 ) -> bool {
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<bool, BoxError> {
         // SAFETY: info and access come straight from DuckDB.
@@ -41,7 +81,7 @@ pub unsafe fn run(
         if unsafe { sys::duckdb_connect(db, &mut con) } != sys::duckdb_state_DuckDBSuccess {
             return Err("pagila_star: could not connect to the loading database".into());
         }
-        let r = init(db, con);
+        let r = init(&Loader { db, con });
         // SAFETY: con was opened above and is closed once.
         unsafe { sys::duckdb_disconnect(&mut con) };
         r.map(|_| true)

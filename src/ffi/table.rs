@@ -252,8 +252,14 @@ unsafe extern "C" fn scan_cb<F: TableFunction>(info: sys::duckdb_function_info, 
 }
 
 /// Registers `F` on `con`, with `state` as extra info.
-pub fn register<F: TableFunction>(con: sys::duckdb_connection, state: &Arc<ExtensionState>) -> Result<(), BoxError> {
-    // SAFETY: con is a live connection. The table function handle is destroyed
+///
+/// # Safety
+/// `con` must be a live connection.
+pub unsafe fn register<F: TableFunction>(
+    con: sys::duckdb_connection,
+    state: &Arc<ExtensionState>,
+) -> Result<(), BoxError> {
+    // SAFETY: con is a live connection (the caller's contract). The table function handle is destroyed
     // after registration (DuckDB copies it). Parameter types are copied.
     unsafe {
         let mut tf = sys::duckdb_create_table_function();

@@ -134,7 +134,7 @@ pub fn resolve(conn: &mut Connection, name: &str) -> Result<Relation, PgError> {
             .next()
             .and_then(|r| r.into_iter().next().flatten())
             .unwrap_or_default();
-        return Err(PgError::Server(super::error::ServerError {
+        return Err(PgError::Server(Box::new(super::error::ServerError {
             severity: "ERROR".into(),
             code: "42P01".into(),
             message: format!(
@@ -142,7 +142,7 @@ pub fn resolve(conn: &mut Connection, name: &str) -> Result<Relation, PgError> {
                 conn.target()
             ),
             ..Default::default()
-        }));
+        })));
     };
     let text = |i: usize| row[i].clone().unwrap_or_default();
     let nsp = text(1);

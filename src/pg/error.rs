@@ -35,9 +35,9 @@ pub enum PgError {
     /// TLS could not be set up or verified.
     Tls { target: String, reason: String },
     /// The server rejected the credentials.
-    Auth { target: String, error: ServerError },
+    Auth { target: String, error: Box<ServerError> },
     /// The server reported an error for a statement.
-    Server(ServerError),
+    Server(Box<ServerError>),
     /// The connection broke (server closed it, backend terminated, I/O error).
     Io(String),
     /// The server sent something we did not expect.

@@ -280,7 +280,10 @@ impl Connection {
         frontend::startup_message(params.iter().map(|(k, v)| (*k, v.as_str())), &mut self.out)?;
         self.flush_out()?;
         let target = self.target.clone();
-        let auth_err = |error: ServerError| PgError::Auth { target, error };
+        let auth_err = |error: ServerError| PgError::Auth {
+            target,
+            error: Box::new(error),
+        };
         let mut scram: Option<ScramSha256> = None;
         loop {
             let (tag, r) = self.next_message()?;
@@ -360,7 +363,7 @@ impl Connection {
                             reason: e.message,
                         }
                     } else {
-                        PgError::Server(e)
+                        PgError::Server(Box::new(e))
                     });
                 }
                 other => {
@@ -379,13 +382,13 @@ impl Connection {
             .map(|p| p.expose().to_string())
             .ok_or_else(|| PgError::Auth {
                 target: self.target.clone(),
-                error: ServerError {
+                error: Box::new(ServerError {
                     message:
                         "the server asks for a password but none was given (dsn password, PGPASSWORD or ~/.pgpass)"
                             .into(),
                     code: "28P01".into(),
                     ..Default::default()
-                },
+                }),
             })
     }
 
@@ -437,7 +440,7 @@ impl Connection {
         } else if fatal {
             PgError::Io(format!("{} (SQLSTATE {})", e.message, e.code))
         } else {
-            PgError::Server(e)
+            PgError::Server(Box::new(e))
         };
         if !fatal {
             while let Ok((tag, _)) = self.next_message() {
@@ -493,7 +496,7 @@ impl Connection {
                         Some(e) => Err(if e.code == "57014" && e.message.contains("user request") {
                             PgError::Cancelled
                         } else {
-                            PgError::Server(e)
+                            PgError::Server(Box::new(e))
                         }),
                         None => Ok(rows),
                     };
@@ -545,7 +548,7 @@ impl Connection {
                 b'Z' => {
                     self.busy = false;
                     return match error {
-                        Some(e) => Err(PgError::Server(e)),
+                        Some(e) => Err(PgError::Server(Box::new(e))),
                         None => Ok(fields),
                     };
                 }
