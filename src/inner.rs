@@ -14,7 +14,7 @@ use crate::ffi::conn::{Connection, InterruptHandle};
 use crate::ffi::entry::Loader;
 
 /// How often the watcher looks for the user's connections.
-const WATCH_EVERY: Duration = Duration::from_millis(200);
+const WATCH_EVERY: Duration = Duration::from_millis(50);
 
 pub struct Inner {
     /// Runs a build's transaction.
@@ -23,6 +23,9 @@ pub struct Inner {
     log: Mutex<Option<Connection>>,
     work_interrupt: InterruptHandle,
     closed: AtomicBool,
+    /// A build committed: checkpoint once the database is quiet, so that closing
+    /// it later does not have to replay a large WAL first.
+    checkpoint_wanted: AtomicBool,
 }
 
 /// Why the extension's connections are unavailable.
@@ -38,6 +41,7 @@ impl Inner {
             work: Mutex::new(Some(work)),
             log: Mutex::new(Some(log)),
             closed: AtomicBool::new(false),
+            checkpoint_wanted: AtomicBool::new(false),
         });
         let w = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -50,6 +54,7 @@ impl Inner {
                     inner.close();
                     return;
                 }
+                inner.checkpoint_if_wanted();
             })
             .map_err(|e| e.to_string())?;
         Ok(inner)
@@ -66,6 +71,25 @@ impl Inner {
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_some_and(|n| n <= 2),
             Err(_) => false,
+        }
+    }
+
+    /// Asks the watcher for a CHECKPOINT after the current statement.
+    pub fn want_checkpoint(&self) {
+        self.checkpoint_wanted.store(true, Ordering::SeqCst);
+    }
+
+    /// A plain CHECKPOINT (never FORCE: that would abort the user's
+    /// transactions) from the watcher; retried on the next tick while it fails.
+    fn checkpoint_if_wanted(&self) {
+        if !self.checkpoint_wanted.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(guard) = self.log.try_lock() else { return };
+        if let Some(conn) = guard.as_ref() {
+            if conn.query("CHECKPOINT").is_ok() {
+                self.checkpoint_wanted.store(false, Ordering::SeqCst);
+            }
         }
     }
 

@@ -535,6 +535,9 @@ fn build_steps(
                 let _ = work.query("ROLLBACK");
             })?;
             log.checks(&checks);
+            // A CHECKPOINT cannot run inside the CALL (the caller's transaction
+            // counts as a writer); the watcher runs one once the database is quiet.
+            inner.want_checkpoint();
             Ok(())
         }
         Err(e) => {
