@@ -17,8 +17,9 @@ use crate::ffi::chunk::OutputChunk;
 use crate::ffi::table::{BindInput, Bound, TableFunction};
 use crate::ffi::BoxError;
 use crate::pg::catalog::{self, Column, Relation};
+use crate::pg::pool::{self, Pooled};
 use crate::pg::wire::CopyOut;
-use crate::pg::{quote_literal, Connection, PgConfig, PgError};
+use crate::pg::{quote_literal, PgConfig, PgError};
 use crate::state::ExtensionState;
 use crate::types::DuckType;
 use params::ScanParams;
@@ -39,7 +40,7 @@ pub struct ScanBind {
     columns: Vec<Column>,
     params: ScanParams,
     /// The describe connection, reused by init.
-    conn: Mutex<Option<Connection>>,
+    conn: Mutex<Option<Pooled>>,
 }
 
 impl ScanBind {
@@ -58,13 +59,13 @@ pub struct ScanGlobal {
     targets: Arc<Vec<Target>>,
     snapshot: Option<String>,
     /// Holds the exported snapshot open until the scan ends.
-    _exporter: Option<Mutex<Connection>>,
+    _exporter: Option<Mutex<Pooled>>,
     /// A connection ready for the first worker (single-task scans reuse bind's).
-    spare: Mutex<Option<Connection>>,
+    spare: Mutex<Option<Pooled>>,
 }
 
 pub struct ScanLocal {
-    conn: Connection,
+    conn: Pooled,
     copy: Option<CopyOut>,
     task_label: String,
 }
@@ -98,7 +99,7 @@ fn bind_common(
             "filter is for pagila_extract; put the condition into the query",
         ));
     }
-    let mut conn = Connection::connect(&cfg).map_err(|e| err(function, e))?;
+    let mut conn = pool::connect(&cfg).map_err(|e| err(function, e))?;
     let (source, describe_sql, estimate) = if is_query {
         (Source::Query(arg.clone()), arg.clone(), None)
     } else {
@@ -144,7 +145,7 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
     let f = bind.function;
     let mut conn = match bind.conn.lock().ok().and_then(|mut c| c.take()) {
         Some(c) => c,
-        None => Connection::connect(&bind.cfg).map_err(|e| err(f, e))?,
+        None => pool::connect(&bind.cfg).map_err(|e| err(f, e))?,
     };
     // The select list, in output order.
     let mut select = Vec::new();
@@ -227,7 +228,7 @@ fn local_common(bind: &ScanBind, global: &ScanGlobal) -> Result<ScanLocal, BoxEr
     let spare = global.spare.lock().ok().and_then(|mut s| s.take());
     let mut conn = match spare {
         Some(c) => c,
-        None => Connection::connect(&bind.cfg).map_err(|e| err(f, e))?,
+        None => pool::connect(&bind.cfg).map_err(|e| err(f, e))?,
     };
     if let Some(s) = &global.snapshot {
         conn.simple_query(&format!(

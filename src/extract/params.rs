@@ -40,6 +40,8 @@ impl RunDsn {
     pub fn register(cfg: PgConfig) -> RunDsn {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
+        let mut cfg = cfg;
+        cfg.pool = Some(id);
         if let Ok(mut m) = run_configs().lock() {
             m.insert(id, cfg);
         }
@@ -57,6 +59,7 @@ impl Drop for RunDsn {
         if let Ok(mut m) = run_configs().lock() {
             m.remove(&self.0);
         }
+        crate::pg::pool::close(self.0);
     }
 }
 

@@ -76,6 +76,8 @@ pub struct PgConfig {
     /// Extra `options` (e.g. `-c search_path=app`), passed to the server at startup.
     pub options: Option<String>,
     passfile: Option<PathBuf>,
+    /// Sessions of this config are pooled under this key (see `pg::pool`).
+    pub pool: Option<u64>,
 }
 
 /// The keys a DSN may carry. Others are refused, as libpq does.
@@ -189,6 +191,7 @@ impl PgConfig {
             statement_timeout,
             options,
             passfile,
+            pool: None,
         };
         if cfg.password.is_none() {
             cfg.password = cfg.password_from_passfile();

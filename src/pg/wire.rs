@@ -244,6 +244,11 @@ impl Connection {
         Ok(conn)
     }
 
+    /// True while a query's results are still coming.
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
     }
