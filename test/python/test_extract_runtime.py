@@ -598,6 +598,11 @@ def test_projection_pushdown(con, pagila_dsn, scratch):
     # pagila_query too: only the selected columns of the query are computed
     q = f"SELECT actor_id, 1 / (actor_id - actor_id) AS bad FROM public.actor"
     assert con.execute(f"SELECT count(actor_id) FROM pagila_query({sql_str(q)}, dsn := ?)", [pagila_dsn]).fetchone()[0] == n
+    # unqualified names resolve through the session's search_path, which the DSN's options can set
+    opts = pagila_dsn + f" options='-c search_path={scratch}'"
+    assert con.execute("SELECT count(actor_id) FROM pagila_extract('boom', dsn := ?)", [opts]).fetchone()[0] == n
+    with pytest.raises(duckdb.Error, match="unknown table"):
+        con.execute("SELECT count(*) FROM pagila_extract('boom', dsn := ?)", [pagila_dsn]).fetchall()
     # the DuckDB side still sees every column
     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM pagila_extract({sql_str(v)}, dsn := ?)", [pagila_dsn]).fetchall()]
     assert cols == ["actor_id", "bad", "first_name"]
