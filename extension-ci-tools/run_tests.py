@@ -122,10 +122,12 @@ def pg_redact(text: str) -> str:
     return text
 
 
-def run_pytest(env: dict, cell: str, kexpr: str | None, timeout: float, extra: list[str]) -> dict:
+def run_pytest(target: Path, env: dict, cell: str, kexpr: str | None, timeout: float, extra: list[str]) -> dict:
+    """One pytest process per test file and cell: files run side by side, a crash costs one file."""
+    rel = target.relative_to(REPO)
     with tempfile.NamedTemporaryFile(suffix=".xml", delete=False) as xf:
         xml_path = xf.name
-    cmd = [env["PAGILA_PYTHON"], "-m", "pytest", "test/python", "-q", "-rfEs", "-p", "no:cacheprovider",
+    cmd = [env["PAGILA_PYTHON"], "-m", "pytest", str(rel), "-q", "-rfEs", "-p", "no:cacheprovider",
            f"--junitxml={xml_path}", *extra]
     if kexpr:
         cmd += ["-k", kexpr]
@@ -168,7 +170,7 @@ def run_pytest(env: dict, cell: str, kexpr: str | None, timeout: float, extra: l
     if problem:
         counts["failed"] = max(counts["failed"], 1)
     status = "FAIL" if counts["failed"] else "PASS"
-    out(f"{status} [{cell}] pytest test/python: {counts['passed']} passed, {counts['failed']} failed, "
+    out(f"{status} [{cell}] pytest {rel}: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['skipped']} skipped ({secs:.1f}s)")
     if counts["failed"] or problem:
         tail = "\n".join(output.strip().splitlines()[-60:])
@@ -191,8 +193,8 @@ def select_sql(k: str | None, paths: list[str]) -> list[Path]:
     return files
 
 
-def has_pytests() -> bool:
-    return any((REPO / "test" / "python").rglob("test_*.py"))
+def pytest_files(k: str | None) -> list[Path]:
+    return sorted((REPO / "test" / "python").rglob("test_*.py"))
 
 
 def main() -> int:
@@ -227,7 +229,7 @@ def main() -> int:
         return 1
 
     sql_files = [] if a.python_only else select_sql(a.k, a.paths)
-    do_pytest = not a.sql_only and not a.paths and has_pytests()
+    py_files = [] if (a.sql_only or a.paths) else pytest_files(a.k)
     base_env = dict(os.environ)
     base_env.update({
         "PAGILA_STAR_EXTENSION": str(ext),
@@ -237,7 +239,7 @@ def main() -> int:
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     out(f"run_tests: PostgreSQL {', '.join(pg_versions)} x DuckDB {', '.join(duck_versions)}; "
-        f"{len(sql_files)} sqllogictest file(s){', pytest test/python' if do_pytest else ''}; extension {ext}")
+        f"{len(sql_files)} sqllogictest file(s), {len(py_files)} pytest file(s); extension {ext}")
 
     results: list[dict] = []
     pytest_results: list[dict] = []
@@ -250,7 +252,7 @@ def main() -> int:
                 if server.gen_error:  # counted as a failure; the tests needing PAGILA_GEN_DSN skip
                     results.append({"cell": f"pg{server.version}", "file": "pagila-gen load", "status": "fail",
                                     "reason": server.gen_error})
-            futures = []
+            jobs = []  # (kind, function, args); Python files first: they are the long ones
             for server in servers:
                 for dv in duck_versions:
                     env = dict(base_env, **server.env())
@@ -258,11 +260,12 @@ def main() -> int:
                     env["PAGILA_VENV"] = str(VENVS[dv])
                     env["PAGILA_PYTHON"] = str(VENVS[dv] / "bin" / "python")
                     cell = cell_name(server.version, dv)
+                    for f in py_files:
+                        jobs.append(("py", run_pytest, (f, env, cell, a.k, a.timeout, a.pytest_args.split())))
                     for f in sql_files:
-                        futures.append(("sql", pool.submit(run_sql_file, f, env, cell, a.timeout)))
-                    if do_pytest:
-                        futures.append(("py", pool.submit(run_pytest, env, cell, a.k, a.timeout * 2,
-                                                          a.pytest_args.split())))
+                        jobs.append(("sql", run_sql_file, (f, env, cell, a.timeout)))
+            jobs.sort(key=lambda j: j[0] != "py")
+            futures = [(kind, pool.submit(fn, *args)) for kind, fn, args in jobs]
             try:
                 for kind, fut in futures:
                     (results if kind == "sql" else pytest_results).append(fut.result())
@@ -296,7 +299,8 @@ def main() -> int:
         c = {s: sum(r["status"] == s for r in rs) for s in ("pass", "fail", "skip")}
         line = f"  {cell:22} sql: {c['pass']} passed, {c['fail']} failed, {c['skip']} skipped"
         if ps:
-            line += f" | pytest: {ps[0]['passed']} passed, {ps[0]['failed']} failed, {ps[0]['skipped']} skipped"
+            line += (f" | pytest: {sum(r['passed'] for r in ps)} passed, {sum(r['failed'] for r in ps)} failed, "
+                     f"{sum(r['skipped'] for r in ps)} skipped")
         out(line)
     fails = [f"{r['cell']} {r['file']}" for r in results if r["status"] == "fail"]
     fails += [f"{r['cell']} {n}" for r in pytest_results for n in r["failed_names"]]
