@@ -1,5 +1,6 @@
-//! `simulate`: moves a loaded Pagila database forward in time, the way the
-//! stores would, so that incremental loads have something to pick up.
+//! `advance`: moves a loaded Pagila database forward in (simulated) time in
+//! one batch transaction, the way the stores would, so that incremental loads
+//! have something to pick up. `simulate` is the live, wall-clock workload.
 //!
 //! One run covers `days` days after the latest rental in the database and, in
 //! one transaction:
@@ -27,7 +28,7 @@ use crate::load::{connect, describe, BoxError};
 use crate::rng::Rng;
 use crate::schema;
 
-pub struct SimOptions {
+pub struct AdvanceOptions {
     pub rentals: u64,
     pub days: f64,
     pub seed: u64,
@@ -74,14 +75,14 @@ fn epoch(tx: &mut Transaction, sql: &str) -> Result<Option<i64>, BoxError> {
     Ok(tx.query_one(sql, &[])?.get(0))
 }
 
-pub fn simulate(cfg: &Config, opts: &SimOptions) -> Result<(), BoxError> {
+pub fn advance(cfg: &Config, opts: &AdvanceOptions) -> Result<(), BoxError> {
     if !(opts.days.is_finite() && opts.days > 0.0 && opts.days <= 3660.0) {
         return Err("--days must be > 0 and <= 3660".into());
     }
     let started = Instant::now();
     let mut client = connect(cfg)?;
     let mut tx = client.transaction()?;
-    // One simulation at a time; readers are not blocked.
+    // One batch at a time; readers are not blocked.
     tx.batch_execute("LOCK TABLE public.rental IN SHARE ROW EXCLUSIVE MODE")?;
 
     let t0 = epoch(
@@ -377,7 +378,7 @@ pub fn simulate(cfg: &Config, opts: &SimOptions) -> Result<(), BoxError> {
     tx.commit()?;
 
     println!(
-        "pagila-gen simulate: {} .. {} UTC on {} in {:.2}s",
+        "pagila-gen advance: {} .. {} UTC on {} in {:.2}s",
         fmt_ts(t0),
         fmt_ts(t1),
         describe(cfg),

@@ -714,7 +714,7 @@ fn write_country(_: &World, e: &mut Enc) -> io::Result<()> {
 }
 
 /// A capitalised place name of two or three syllables.
-fn place_name(rng: &mut Rng) -> String {
+pub fn place_name(rng: &mut Rng) -> String {
     let n = if rng.chance(0.3) { 3 } else { 2 };
     let raw: String = (0..n).map(|_| rng.pick(SYLLABLES)).collect();
     title_case(&raw)

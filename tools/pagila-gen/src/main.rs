@@ -1,6 +1,7 @@
 //! pagila-gen: a deterministic, scalable generator of Pagila-shaped data,
 //! loaded into PostgreSQL through binary COPY.
 
+mod advance;
 mod copy;
 mod gen;
 mod load;
@@ -10,6 +11,7 @@ mod simulate;
 mod words;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use postgres::Config;
@@ -64,9 +66,54 @@ enum Command {
         #[arg(long)]
         no_counts: bool,
     },
-    /// Move a loaded database forward in time: return rentals, add rentals,
-    /// payments and customers, update customers (one transaction).
+    /// Run the stores' live workload against a loaded database: small
+    /// transactions at a given rate, until --duration, --events or Ctrl-C.
+    ///
+    /// One business event per transaction, timestamps from the wall clock:
+    /// new rentals (of copies in the store, to active customers, by staff of
+    /// the copy's store), returns (each with its payment: rental_rate plus late
+    /// fee, dated at the return), new customers (with a new address), customer
+    /// address changes (new or existing address), customer active flag
+    /// changes, film price changes, staff transfers, store manager changes and
+    /// --delete-rate deleted rentals (payments first). INSERTs set last_update
+    /// = now(); Pagila's triggers set it on UPDATE. The payment partition of
+    /// the current month is created when missing. Ctrl-C or SIGTERM stops
+    /// between transactions, prints the summary and exits 0 (a second one
+    /// exits at once).
+    ///
+    /// Mix: 44% rentals, 44% returns, 3% new customers, 4% address changes, 2%
+    /// active flag changes, 2% price changes, 0.6% staff transfers, 0.4%
+    /// manager changes, all scaled by (1 - delete rate).
+    #[command(verbatim_doc_comment)]
     Simulate {
+        #[command(flatten)]
+        target: Target,
+        /// Events per time unit: 50/s, 3000/min, 100/h (a bare number is per
+        /// second); 0 = as fast as possible. Default 10/s, or 0 with --events.
+        #[arg(long, value_parser = simulate::parse_rate)]
+        rate: Option<f64>,
+        /// Stop after this long: 60s, 2m, 1h30m, 500ms (a bare number is
+        /// seconds). Default: run until Ctrl-C / SIGTERM.
+        #[arg(long, value_parser = simulate::parse_duration)]
+        duration: Option<Duration>,
+        /// Stop after exactly N events; reproducible for a seed and database
+        /// state (timestamps aside) and unpaced unless --rate is given.
+        #[arg(long)]
+        events: Option<u64>,
+        /// Seed of the event choices.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Share of events that delete a rental and its payments (0..1).
+        #[arg(long, default_value_t = 0.01)]
+        delete_rate: f64,
+        /// No progress lines (every 5 s), only the start line and the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Move a loaded database forward in simulated time in one batch
+    /// transaction (after its latest rental): return rentals, add rentals,
+    /// payments and customers, update customers.
+    Advance {
         #[command(flatten)]
         target: Target,
         /// New rentals to add.
@@ -138,12 +185,32 @@ fn run(cli: Cli) -> Result<ExitCode, load::BoxError> {
         }
         Command::Simulate {
             target,
+            rate,
+            duration,
+            events,
+            seed,
+            delete_rate,
+            quiet,
+        } => {
+            let opts = simulate::LiveOptions {
+                rate: rate.unwrap_or(if events.is_some() { 0.0 } else { 10.0 }),
+                duration,
+                events,
+                seed,
+                delete_rate,
+                quiet,
+            };
+            simulate::simulate(&config(&target)?, &opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Advance {
+            target,
             rentals,
             days,
             seed,
         } => {
-            let opts = simulate::SimOptions { rentals, days, seed };
-            simulate::simulate(&config(&target)?, &opts)?;
+            let opts = advance::AdvanceOptions { rentals, days, seed };
+            advance::advance(&config(&target)?, &opts)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { shape } => {
