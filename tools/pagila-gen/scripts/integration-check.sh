@@ -6,8 +6,13 @@
 #   3. load scale 1 with pagila-gen into database "gen", compare every table's
 #      row count with the real one (must be within 1%) and run `pagila-gen check`
 #      (Postgres itself enforces the keys, FKs and CHECKs the loader created);
-#   4. run `pagila-gen simulate` twice and check the data rules again;
-#   5. with --scale N (e.g. --scale 100), time a load at that scale too.
+#   4. run `pagila-gen advance` twice (batch, simulated time) and check the data
+#      rules again;
+#   5. run the live workload `pagila-gen simulate`: 10 s at 50/s, a stop by
+#      SIGINT (must exit 0 with its summary), and `--events 300 --seed 7` on two
+#      identically loaded databases (the rows must match, timestamps aside);
+#      check the data rules again;
+#   6. with --scale N (e.g. --scale 100), time a load at that scale too.
 # The server and its directory are removed on exit.
 #
 # Usage: tools/pagila-gen/scripts/integration-check.sh [--scale N] [--pg-bin DIR]
@@ -74,9 +79,47 @@ done < <(join -t'|' <("$pg_bin/psql" -XAtc "$counts_sql" -d pagila) <("$pg_bin/p
 
 # Move the scale-1 data forward twice and check the rules again.
 for _ in 1 2; do
-    "$gen" simulate --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --rentals 2000 --days 7
+    "$gen" advance --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --rentals 2000 --days 7
 done
 "$gen" check --dsn "host=127.0.0.1 port=$port user=postgres dbname=gen" --no-counts || fail=1
+
+# The live workload: paced, then stopped by SIGINT between transactions.
+gen_dsn="host=127.0.0.1 port=$port user=postgres dbname=gen"
+"$gen" simulate --dsn "$gen_dsn" --rate 50/s --duration 10s --quiet || fail=1
+"$gen" simulate --dsn "$gen_dsn" --rate 50/s --seed 3 >"$tmp/sim.out" 2>&1 &
+sim_pid=$!
+sleep 3
+kill -INT "$sim_pid"
+sim_rc=0
+wait "$sim_pid" || sim_rc=$?
+cat "$tmp/sim.out"
+if [ "$sim_rc" != 0 ] || ! grep -q 'stopped: SIGINT' "$tmp/sim.out"; then
+    echo "simulate did not stop cleanly on SIGINT (exit $sim_rc)"; fail=1
+fi
+"$gen" check --dsn "$gen_dsn" --no-counts || fail=1
+
+# --events is reproducible: the same events on two identical databases.
+psql_ -d postgres -c "CREATE DATABASE sim_a" -c "CREATE DATABASE sim_b"
+fingerprint="SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+  SELECT 'r' || rental_id || '/' || inventory_id || '/' || customer_id || '/' || staff_id || '/' || (return_date IS NULL) AS x FROM rental
+  UNION ALL SELECT 'p' || payment_id || '/' || customer_id || '/' || staff_id || '/' || rental_id FROM payment
+  UNION ALL SELECT 'c' || customer_id || '/' || store_id || '/' || address_id || '/' || active || '/' || activebool FROM customer
+  UNION ALL SELECT 'a' || address_id || '/' || address || '/' || city_id FROM address
+  UNION ALL SELECT 'f' || film_id || '/' || rental_rate FROM film
+  UNION ALL SELECT 's' || staff_id || '/' || store_id FROM staff
+  UNION ALL SELECT 'm' || store_id || '/' || manager_staff_id FROM store) s"
+for db in sim_a sim_b; do
+    "$gen" load --dsn "host=127.0.0.1 port=$port user=postgres dbname=$db" --scale 1 >/dev/null
+    "$gen" simulate --dsn "host=127.0.0.1 port=$port user=postgres dbname=$db" --events 300 --seed 7 --quiet
+    "$gen" check --dsn "host=127.0.0.1 port=$port user=postgres dbname=$db" --no-counts >/dev/null || fail=1
+done
+fp_a="$("$pg_bin/psql" -XAtc "$fingerprint" -d sim_a)"
+fp_b="$("$pg_bin/psql" -XAtc "$fingerprint" -d sim_b)"
+if [ "$fp_a" = "$fp_b" ]; then
+    echo "simulate --events 300 --seed 7: same rows on both databases ($fp_a)"
+else
+    echo "simulate --events 300 --seed 7: rows differ ($fp_a vs $fp_b)"; fail=1
+fi
 
 if [ -n "$big_scale" ]; then
     psql_ -d postgres -c "CREATE DATABASE gen_big"
