@@ -66,8 +66,9 @@ enum Command {
         #[arg(long)]
         no_counts: bool,
     },
-    /// Run the stores' live workload against a loaded database: small
-    /// transactions at a given rate, until --duration, --events or Ctrl-C.
+    /// Run the stores' live workload against a loaded database (small transactions at a rate)
+    ///
+    /// Runs until --duration, --events or Ctrl-C / SIGTERM.
     ///
     /// One business event per transaction, timestamps from the wall clock:
     /// new rentals (of copies in the store, to active customers, by staff of
