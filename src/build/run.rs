@@ -326,6 +326,10 @@ fn build_steps(
     let run_dsn = RunDsn::register(p.cfg.clone());
 
     let work = inner.work()?;
+    // Lets DuckDB insert the bronze extracts with several threads (the setting
+    // is per connection here, so the user's connections keep theirs).
+    work.query("SET SESSION preserve_insertion_order = false")
+        .map_err(|e| format!("SET preserve_insertion_order: {e}"))?;
     work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
     let result = (|| -> Result<Vec<CheckRow>, String> {
         let bronze = models::quote_ident(&p.schemas.bronze);

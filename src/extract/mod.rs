@@ -156,10 +156,9 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
                 select.push(match &bind.source {
                     Source::Table(_) => c.select.clone(),
                     // Query columns are addressed by position (names may repeat).
-                    Source::Query(_) => {
-                        c.select
-                            .replacen(&crate::pg::quote_ident(&c.name), &format!("q.c{}", i + 1), 1)
-                    }
+                    Source::Query(_) => c
+                        .select
+                        .replace(&crate::pg::quote_ident(&c.name), &format!("q.c{}", i + 1)),
                 });
                 targets.push(Target::new(c));
             }

@@ -77,6 +77,17 @@ pub fn resolve_config(input: &BindInput, state: &ExtensionState) -> Result<PgCon
             .ok_or("this build connection has ended")?,
         None => PgConfig::from_dsn(&dsn)?,
     };
+    if input.named_str("dsn").is_none() && !dsn.is_empty() {
+        // The setting is readable by anyone (duckdb_settings(), current_setting()).
+        let probe = PgConfig::resolve(&dsn, &|_| None)?;
+        if probe.password.is_some() {
+            return Err(
+                "the pagila_dsn setting must not contain a password: settings are readable by anyone \
+                 through duckdb_settings(); put the password in PGPASSWORD or ~/.pgpass (or pass dsn := …)"
+                    .into(),
+            );
+        }
+    }
     if let Some(t) = input.named_i64("connect_timeout") {
         cfg.connect_timeout = (t > 0).then(|| Duration::from_secs(t.max(2) as u64));
     }

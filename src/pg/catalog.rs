@@ -419,7 +419,17 @@ impl Catalog<'_> {
                     };
                     (k, d, select)
                 }
-                None => (PgKind::Text, DuckType::Varchar, format!("{quoted}::text[]")),
+                // Each element through its type's output function (a cast to
+                // text is not always that: text(inet) adds the netmask).
+                None => (
+                    PgKind::Text,
+                    DuckType::Varchar,
+                    format!(
+                        "CASE WHEN {quoted} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN u.e IS NULL THEN NULL \
+                         ELSE pg_catalog.concat(u.e) END FROM unnest({quoted}) WITH ORDINALITY AS u(e, n) \
+                         ORDER BY u.n) END"
+                    ),
+                ),
             };
             return Column {
                 name: f.name.clone(),
@@ -446,7 +456,9 @@ impl Catalog<'_> {
             None => Column {
                 name: f.name.clone(),
                 pg_type,
-                select: format!("{quoted}::text"),
+                // The type's output function (concat calls it), which is what
+                // "its text form" means; a cast to text is not always the same.
+                select: format!("CASE WHEN {quoted} IS NULL THEN NULL ELSE pg_catalog.concat({quoted}) END"),
                 kind: PgKind::Text,
                 duck: DuckType::Varchar,
             },

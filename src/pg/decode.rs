@@ -130,27 +130,29 @@ impl<'a> Numeric<'a> {
         if matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
             return None;
         }
+        // value * 10^scale = sum of digit_i * 10^(4 * (weight - i) + scale): each
+        // base-10000 group is placed at its own power of ten, so no intermediate
+        // value is wider than the result (a 38-digit DECIMAL fits i128).
         let mut acc: i128 = 0;
         for i in 0..self.ndigits() {
-            acc = acc.checked_mul(10_000)?.checked_add(self.digit(i))?;
-        }
-        // acc * 10000^(weight - ndigits + 1) * 10^scale
-        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
-        if acc != 0 {
-            if exp10 >= 0 {
-                acc = acc.checked_mul(10i128.checked_pow(exp10 as u32)?)?;
-            } else {
-                let div = 10i128.checked_pow((-exp10) as u32);
-                match div {
-                    Some(d) => {
-                        if acc % d != 0 {
-                            return None;
-                        }
-                        acc /= d;
-                    }
-                    None => return None,
-                }
+            let d = self.digit(i);
+            if d == 0 {
+                continue;
             }
+            let e = 4 * (i32::from(self.weight) - i as i32) + i32::from(scale);
+            let term = if e >= 0 {
+                d.checked_mul(10i128.checked_pow(e as u32)?)?
+            } else if e > -4 {
+                // Only the group's trailing zeros may fall beyond the scale.
+                let div = 10i128.pow((-e) as u32);
+                if d % div != 0 {
+                    return None;
+                }
+                d / div
+            } else {
+                return None;
+            };
+            acc = acc.checked_add(term)?;
         }
         if acc >= 10i128.pow(u32::from(width)) {
             return None;
@@ -306,6 +308,22 @@ mod tests {
         let b = numeric(&[1], 7, 0, 0);
         assert_eq!(Numeric::parse(&b).unwrap().to_scaled(38, 10), None);
         assert_eq!(Numeric::parse(&b).unwrap().to_text(), "10000000000000000000000000000");
+        // 38 significant digits: 9999999999999999999999999999.9999999999 = seven
+        // integer groups and three fraction groups (the last one 9900).
+        let mut groups = vec![9999u16; 9];
+        groups.push(9900);
+        let b = numeric(&groups, 6, 0, 10);
+        let n = Numeric::parse(&b).unwrap();
+        assert_eq!(n.to_scaled(38, 10), Some(10i128.pow(38) - 1));
+        assert_eq!(n.to_text(), "9999999999999999999999999999.9999999999");
+        // -0.99999999999999999999999999999999999999 in numeric(38,38)
+        let mut groups = vec![9999u16; 9];
+        groups.push(9900);
+        let b = numeric(&groups, -1, NUMERIC_NEG, 38);
+        assert_eq!(
+            Numeric::parse(&b).unwrap().to_scaled(38, 38),
+            Some(-(10i128.pow(38) - 1))
+        );
         let b = numeric(&[], 0, NUMERIC_NAN, 0);
         assert_eq!(Numeric::parse(&b).unwrap().to_scaled(38, 10), None);
         assert_eq!(Numeric::parse(&b).unwrap().to_text(), "NaN");
