@@ -47,6 +47,8 @@ QUICK_SCALE = 60.0  # ~0.96M each
 SOURCE_TABLES = ["actor", "address", "category", "city", "country", "customer", "film", "film_actor",
                  "film_category", "inventory", "language", "payment", "rental", "staff", "store"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PIO_OFF = "SET preserve_insertion_order = false"
+NO_CTID = "SET pg_use_ctid_scan = false"
 
 
 def log(msg: str) -> None:
@@ -76,6 +78,8 @@ def child_main(spec: dict) -> dict:
     if kind == "ours":
         con = _duck_connect(path, {"allow_unsigned_extensions": "true"})
         con.execute(f"LOAD {lit(spec['ext'])}")
+        for s in spec.get("settings", []):
+            con.execute(s)
         extra = "".join(f", {k} := {v}" for k, v in spec.get("params", {}).items())
         t0 = time.perf_counter()
         con.execute(f"CREATE TABLE t AS FROM pagila_extract({lit(spec['table'])}, dsn := {lit(dsn)}{extra})")
@@ -134,6 +138,8 @@ def child_main(spec: dict) -> dict:
     elif kind == "extract_all":
         con = _duck_connect(path, {"allow_unsigned_extensions": "true"})
         con.execute(f"LOAD {lit(spec['ext'])}")
+        for s in spec.get("settings", []):
+            con.execute(s)
         t0 = time.perf_counter()
         con.execute("BEGIN TRANSACTION")
         total = 0
@@ -318,6 +324,37 @@ class BenchServer:
         return kids
 
 
+def wait_quiet(limit: float, threshold: float = 0.15) -> None:
+    """Wait (at most `limit` seconds) until the machine is mostly idle: other jobs skew every figure."""
+    if limit <= 0:
+        return
+    deadline = time.monotonic() + limit
+    while True:
+        b0, t0 = sys_busy(), time.monotonic()
+        time.sleep(5)
+        frac = (sys_busy() - b0) / ((time.monotonic() - t0) * os.cpu_count())
+        if frac < threshold:
+            log(f"machine quiet ({frac:.0%} busy)")
+            return
+        if time.monotonic() > deadline:
+            log(f"machine still {frac:.0%} busy after {limit:.0f}s: going on (see the 'other CPU' column)")
+            return
+        log(f"machine {frac:.0%} busy (other jobs): waiting for it to quiet down")
+
+
+def measure(fn, a) -> dict:
+    """fn() again (up to --noise-retries times) while other processes used more than --max-noise of the CPU."""
+    for attempt in range(a.noise_retries + 1):
+        r = fn()
+        cap = a.max_noise * os.cpu_count() * r["wall"]
+        r["noisy"] = bool(r["ok"] and r["other_cpu"] > cap)
+        if not r["noisy"] or attempt == a.noise_retries:
+            return r
+        log(f"  noisy: other processes used {r['other_cpu']:.1f} CPU-s in {r['wall']:.1f}s; again")
+        wait_quiet(min(a.wait_quiet, 60))
+    return r
+
+
 def sys_busy() -> float:
     """Busy CPU seconds of the whole machine."""
     v = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -498,23 +535,38 @@ def methods_for(table: str, info: dict, R: Runner, a) -> list[Method]:
     py144 = VENV_144 / "bin" / "python"
     py200 = VENV_200 / "bin" / "python"
     ours = {"kind": "ours", "ext": str(EXT), "table": table}
+    ours_pio = dict(ours, settings=[PIO_OFF])
     M.append(Method("pagila_extract, DuckDB 1.4.4", lambda: R.child(py144, ours, DB_BIG)))
+    M.append(Method("pagila_extract, DuckDB 1.4.4, preserve_insertion_order=false",
+                    lambda: R.child(py144, ours_pio, DB_BIG)))
     if py200.exists():
         M.append(Method("pagila_extract, DuckDB 2.0.0", lambda: R.child(py200, ours, DB_BIG)))
+        M.append(Method("pagila_extract, DuckDB 2.0.0, preserve_insertion_order=false",
+                        lambda: R.child(py200, ours_pio, DB_BIG)))
     ext_dir = sorted(glob.glob(str(VENV_144 / "lib" / "python3*" / "site-packages" / "duckdb_ext" / "extensions")))
     if ext_dir:
         base = {"kind": "pgext", "ext_dir": ext_dir[-1], "select": f"FROM pg.public.{table}"}
         M.append(Method("postgres ext 1.4.4, defaults", lambda: R.child(py144, base, DB_BIG, a.timeout),
                         timeout=a.timeout))
         M.append(Method("postgres ext 1.4.4, pg_use_ctid_scan=false",
-                        lambda: R.child(py144, dict(base, settings=["SET pg_use_ctid_scan = false"]), DB_BIG,
+                        lambda: R.child(py144, dict(base, settings=[NO_CTID]), DB_BIG,
                                         a.timeout), timeout=a.timeout))
+        M.append(Method("postgres ext 1.4.4, pg_use_ctid_scan=false, preserve_insertion_order=false",
+                        lambda: R.child(py144, dict(base, settings=[NO_CTID, PIO_OFF]), DB_BIG,
+                                        a.timeout), timeout=a.timeout))
+        if not info["leaves"]:
+            M.append(Method("postgres ext 1.4.4, preserve_insertion_order=false",
+                            lambda: R.child(py144, dict(base, settings=[PIO_OFF]), DB_BIG, a.timeout),
+                            timeout=a.timeout))
         if info["leaves"]:
             union = " UNION ALL ".join(f"FROM pg.public.{n}" for n, _ in info["leaves"])
             M.append(Method("postgres ext 1.4.4, partitions UNION ALL",
                             lambda: R.child(py144, dict(base, select=union), DB_BIG, a.timeout), timeout=a.timeout))
             M.append(Method("postgres ext 1.4.4, partitions UNION ALL, ctid_scan=false",
-                            lambda: R.child(py144, dict(base, select=union, settings=["SET pg_use_ctid_scan = false"]),
+                            lambda: R.child(py144, dict(base, select=union, settings=[NO_CTID]),
+                                            DB_BIG, a.timeout), timeout=a.timeout))
+            M.append(Method("postgres ext 1.4.4, partitions UNION ALL, preserve_insertion_order=false",
+                            lambda: R.child(py144, dict(base, select=union, settings=[PIO_OFF]),
                                             DB_BIG, a.timeout), timeout=a.timeout))
     cx = {"kind": "cx", "query": f"SELECT * FROM public.{table}"}
     M.append(Method("connectorx, 2 partitions -> Arrow -> DuckDB",
@@ -535,7 +587,8 @@ def med(xs):
 
 def summarize(name: str, runs: list[dict], rows: int) -> dict:
     ok = [r for r in runs if r["ok"]]
-    s = {"method": name, "reps": len(ok), "runs": len(runs), "rows": rows}
+    s = {"method": name, "reps": len(ok), "runs": len(runs), "rows": rows,
+         "noisy": sum(1 for r in ok if r.get("noisy"))}
     if ok:
         s["seconds"] = med([r["seconds"] for r in ok])
         s["rows_per_s"] = rows / s["seconds"]
@@ -576,6 +629,8 @@ def fmt_table(table: str, info: dict, sums: list[dict]) -> str:
                     f"{s['client_cpu']:.1f}", f"{s['pg_cpu']:.1f}", f"{s['other_cpu']:.1f}"]
             if not s.get("row_check", True):
                 cols[0] += f" ROWS {s.get('rows_seen')}!"
+            if s.get("noisy"):
+                cols[0] += " †"
         elif s.get("timed_out"):
             cols = [f"> {s['timeout_s']:.0f} (timed out)", f"< {info['rows'] / s['timeout_s'] / 1e6:.2f}",
                     f"< {info['rows'] / s['timeout_s'] / ref['rows_per_s']:.2f}" if ref else "-",
@@ -583,6 +638,9 @@ def fmt_table(table: str, info: dict, sums: list[dict]) -> str:
         else:
             cols = ["failed: " + (s.get("error") or "?").replace("|", "/").replace("\n", " ")[:200]] + ["-"] * 6
         lines.append(f"| {s['method']} | " + " | ".join(cols) + " |")
+    if any(s.get("noisy") for s in sums):
+        lines.append("")
+        lines.append("† at least one of the runs kept was disturbed by other processes (see other CPU s)")
     return "\n".join(lines) + "\n"
 
 
@@ -610,36 +668,65 @@ def _cx_version() -> str:
 # =========================================================================== profile
 
 
-def profile(R: Runner, table: str, outdir: Path, stamp: str) -> str:
-    """pagila_extract under a system-wide perf (cpu-clock, -g): which process and which symbols use the CPU."""
+def profile(R: Runner, table: str, outdir: Path, stamp: str, settings: list[str]) -> str:
+    """pagila_extract under perf (cpu-clock, -a -g), reported for our processes only: the DuckDB child (per
+    thread) and the backends of our server (other jobs on the machine run Postgres and Python too)."""
     if not shutil.which("perf"):
         return f"{table}: perf not installed\n"
+    import threading
+
     data = R.work / f"perf-{table}.data"
     py = VENV_144 / "bin" / "python"
+    seen_child: set[int] = set()
+    seen_pg: set[int] = set()
+    stop = threading.Event()
+
+    def watch():  # which pids are ours: children of this process, and of our postmaster
+        me = os.getpid()
+        while not stop.is_set():
+            seen_pg.update(R.s.children())
+            for p in glob.glob("/proc/[0-9]*/stat"):
+                try:
+                    if int(Path(p).read_text().rsplit(")", 1)[1].split()[1]) == me:
+                        seen_child.add(int(p.split("/")[2]))
+                except (OSError, ValueError, IndexError):
+                    pass
+            time.sleep(0.05)
+
     rec = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "499", "-e", "cpu-clock", "-o", str(data)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
-    r = R.child(py, {"kind": "ours", "ext": str(EXT), "table": table}, DB_BIG)
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    r = R.child(py, {"kind": "ours", "ext": str(EXT), "table": table, "settings": settings}, DB_BIG)
+    stop.set()
+    w.join()
     rec.send_signal(signal.SIGINT)
     rec.wait(timeout=120)
-    report = [f"## perf: pagila_extract('{table}') — {r.get('seconds', 0):.2f}s, client CPU {r['client_cpu']:.1f}s, "
+    seen_child.discard(rec.pid)
+    label = f"pagila_extract('{table}')" + (f" with {'; '.join(settings)}" if settings else "")
+    report = [f"### perf: {label}: {r.get('seconds', 0):.2f}s, client CPU {r['client_cpu']:.1f}s, "
               f"PG CPU {r['pg_cpu']:.1f}s, others {r['other_cpu']:.1f}s\n"]
 
-    def rep(*args: str) -> str:
-        x = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", *args],
-                           capture_output=True, text=True)
-        return "\n".join(ln for ln in x.stdout.splitlines() if ln.strip() and not ln.startswith("#"))
+    def rep(pids: set[int], *args: str, n: int = 25) -> str:
+        if not pids:
+            return "(no samples)"
+        x = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
+                            "--pid", ",".join(map(str, sorted(pids))), *args], capture_output=True, text=True)
+        return "\n".join([ln for ln in x.stdout.splitlines() if ln.strip() and not ln.startswith("#")][:n])
 
-    report.append("### by process (comm) and object\n```\n" + "\n".join(rep("--sort", "comm,dso", "-g", "none").splitlines()[:25]) + "\n```\n")
-    for comm in ("postgres", "python"):
-        report.append(f"### top symbols in {comm}\n```\n"
-                      + "\n".join(rep("--comms", comm, "--sort", "dso,sym", "-g", "none").splitlines()[:30])
-                      + "\n```\n")
-    # DuckDB worker threads may carry their own names
-    threads = rep("--sort", "comm", "-g", "none")
-    report.append("### by thread name\n```\n" + "\n".join(threads.splitlines()[:15]) + "\n```\n")
+    both = seen_child | seen_pg
+    report.append("share of all samples, our processes only (perf's pid column is the thread id):\n```\n"
+                  + rep(both, "--sort", "comm,pid", n=12) + "\n```\n")
+    report.append("DuckDB process by object (relative):\n```\n"
+                  + rep(seen_child, "--percentage", "relative", "--sort", "dso", n=10) + "\n```\n")
+    report.append("DuckDB process, top symbols (relative):\n```\n"
+                  + rep(seen_child, "--percentage", "relative", "--sort", "dso,sym", n=30) + "\n```\n")
+    report.append("Postgres backends, top symbols (relative):\n```\n"
+                  + rep(seen_pg, "--percentage", "relative", "--sort", "dso,sym", n=20) + "\n```\n")
     text = "\n".join(report)
-    (outdir / f"{stamp}-profile-{table}.md").write_text(text)
+    tag = "-pio-off" if settings else ""
+    (outdir / f"{stamp}-profile-{table}{tag}.md").write_text(text)
     data.unlink(missing_ok=True)
     Path(str(data) + ".old").unlink(missing_ok=True)
     return text
@@ -666,6 +753,13 @@ def main() -> int:
     p.add_argument("--methods", help="only methods whose name contains one of these comma-separated words")
     p.add_argument("--only", default="extract,build", help="sections: extract,build,profile (default extract,build); 'load' alone just loads (with --keep)")
     p.add_argument("--profile", action="store_true", help="also run the perf profile section")
+    p.add_argument("--wait-quiet", type=float, default=300,
+                   help="before measuring (and before a retry), wait up to this many seconds for the machine to "
+                        "be idle (default 300; 0: do not wait)")
+    p.add_argument("--max-noise", type=float, default=0.2,
+                   help="a run during which other processes used more than this share of all CPUs is repeated "
+                        "(default 0.2)")
+    p.add_argument("--noise-retries", type=int, default=1, help="repetitions of a noisy run (default 1)")
     a = p.parse_args()
     scale = a.scale or (QUICK_SCALE if a.quick else DEFAULT_SCALE)
     reps = a.reps or (1 if a.quick else 3)
@@ -708,6 +802,7 @@ def main() -> int:
         meta = server.meta()
         R = Runner(server, workdir, a.timeout)
         R.calibrate()
+        wait_quiet(a.wait_quiet)
         md.append(f"- scale {scale:g} (pagila-gen --seed {SEED}); load times {meta.get('load_seconds')}\n")
         md.append(machine_info(server))
         md.append(f"- median of {reps} runs; each run a fresh process and a fresh DuckDB file; seconds = connect + "
@@ -737,7 +832,7 @@ def main() -> int:
                         if any(r["timed_out"] for r in runs[m.name]):
                             continue  # one timeout is enough
                         log(f"{table} rep {rep + 1}/{reps}: {m.name} …")
-                        r = m.fn()
+                        r = measure(m.fn, a)
                         r.pop("outputs", None)
                         runs[m.name].append(r)
                         if r["ok"]:
@@ -767,17 +862,17 @@ def main() -> int:
                                                                 for t in SOURCE_TABLES), db=DB_BIG).strip())
             res: dict[str, list[dict]] = {"extract_all": [], "build": [], "build_sf1": [], "extract_all_sf1": []}
             for rep in range(build_reps):
-                for key, spec, db in (("extract_all", {"kind": "extract_all", "tables": SOURCE_TABLES}, DB_BIG),
+                for key, spec, db in (("extract_all", {"kind": "extract_all", "tables": SOURCE_TABLES, "settings": [PIO_OFF]}, DB_BIG),
                                       ("build", {"kind": "build"}, DB_BIG)):
                     log(f"build bench rep {rep + 1}/{build_reps}: {key} …")
-                    r = R.child(py, dict(spec, ext=str(EXT)), db, timeout=max(a.timeout, 3600))
+                    r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), db, timeout=max(a.timeout, 3600)), a)
                     r.pop("outputs", None)
                     res[key].append(r)
                     log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
-            for key, spec in (("extract_all_sf1", {"kind": "extract_all", "tables": SOURCE_TABLES}),
+            for key, spec in (("extract_all_sf1", {"kind": "extract_all", "tables": SOURCE_TABLES, "settings": [PIO_OFF]}),
                               ("build_sf1", {"kind": "build"})):
                 log(f"build bench: {key} …")
-                r = R.child(py, dict(spec, ext=str(EXT)), DB_SF1, timeout=600)
+                r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), DB_SF1, timeout=600), a)
                 r.pop("outputs", None)
                 res[key].append(r)
                 log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
@@ -789,7 +884,8 @@ def main() -> int:
         if "profile" in sections:
             md.append("\n## Profile of pagila_extract (perf record -a, cpu-clock)\n")
             for table in infos:
-                md.append(profile(R, table, RESULTS, stamp))
+                for settings in ([], [PIO_OFF]):
+                    md.append(profile(R, table, RESULTS, stamp, settings))
             _write(md, raw, stamp)
         log(f"results: {RESULTS / (stamp + '.md')}")
         return 0
@@ -812,7 +908,8 @@ def fmt_build(res: dict, rows_all: int, scale: float) -> str:
                 f"{med([r['pg_cpu'] for r in ok]):.1f} | {med([r['file_mb'] or 0 for r in ok]):.0f} |"), s
 
     lines = ["| run | seconds | peak RSS MB | client CPU s | PG CPU s | DuckDB file MB |", "|---|---:|---:|---:|---:|---:|"]
-    l1, e = row(f"15 × CREATE TABLE AS FROM pagila_extract (SF {scale:g}, {rows_all:,} rows)", res["extract_all"])
+    l1, e = row(f"15 × CREATE TABLE AS FROM pagila_extract (SF {scale:g}, {rows_all:,} rows), "
+                "preserve_insertion_order=false like the build", res["extract_all"])
     l2, b = row(f"CALL pagila_build_star() (SF {scale:g})", res["build"])
     l3, _ = row("15 × CREATE TABLE AS FROM pagila_extract (SF 1)", res["extract_all_sf1"])
     l4, _ = row("CALL pagila_build_star() (SF 1)", res["build_sf1"])
