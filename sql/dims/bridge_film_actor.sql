@@ -5,6 +5,8 @@
 -- film's total. A film without actors, and the unknown film -1, get one row to actor -1
 -- with weight 1 so that joining a fact through the bridge never loses rows.
 -- Links to a film or actor that is missing from its dimension are dropped.
+-- Films marked deleted in dim_film (only after incremental builds) have no row.
+-- incremental/bridge_film_actor maintains the same rows in an incremental build.
 CREATE OR REPLACE TABLE {{gold}}.bridge_film_actor AS
 WITH links AS (
     SELECT kf.film_key, ka.actor_key
@@ -19,7 +21,7 @@ all_links AS (
     UNION ALL
     SELECT d.film_key, -1
     FROM {{gold}}.dim_film AS d
-    WHERE d.film_key NOT IN (SELECT film_key FROM links)
+    WHERE NOT d.is_deleted AND d.film_key NOT IN (SELECT film_key FROM links)
 )
 SELECT
     film_key,

@@ -4,6 +4,8 @@
 -- weighting_factor = 1 / number of categories of the film. A film without category, and
 -- the unknown film -1, get one row to category -1 with weight 1 so that joining a fact
 -- through the bridge never loses rows.
+-- Films marked deleted in dim_film (only after incremental builds) have no row.
+-- incremental/bridge_film_category maintains the same rows in an incremental build.
 CREATE OR REPLACE TABLE {{gold}}.bridge_film_category AS
 WITH links AS (
     SELECT kf.film_key, kc.category_key
@@ -18,7 +20,7 @@ all_links AS (
     UNION ALL
     SELECT d.film_key, -1
     FROM {{gold}}.dim_film AS d
-    WHERE d.film_key NOT IN (SELECT film_key FROM links)
+    WHERE NOT d.is_deleted AND d.film_key NOT IN (SELECT film_key FROM links)
 )
 SELECT
     film_key,

@@ -4,7 +4,9 @@
 -- (day it was returned, -1 while not returned), customer_key -> dim_customer (renting
 -- customer), film_key -> dim_film (the inventory item's film), store_key -> dim_store (the
 -- store that owns the inventory item), staff_key -> dim_staff (staff member who rented it
--- out). Every key is NOT NULL, -1 when unknown.
+-- out). Every key is NOT NULL, -1 when unknown. customer_key, store_key and staff_key point at the
+-- VERSION of the SCD2 dimension that was valid at rental_date (valid_from <= rental_date <
+-- valid_to, valid_to NULL = open).
 -- Measures:
 --   rental_hours   DECIMAL(18,6): (return - rental) in hours, NULL while not returned.
 --   days_late      INTEGER: calendar days (UTC) between rental and return beyond the film's
@@ -14,7 +16,8 @@
 --   payment_count  INTEGER and payment_total DECIMAL(18,2): payments that reference this
 --                  rental, aggregated per rental BEFORE the join so a rental never fans out
 --                  (0 and 0.00 when the rental has no payment).
--- Source: silver stg_rental, stg_payment, stg_film, gold dim_*.
+-- Source: silver stg_rental, stg_payment, stg_film, gold dim_*. incremental/fact_rental
+-- maintains the same rows in an incremental build.
 CREATE OR REPLACE TABLE {{gold}}.fact_rental AS
 WITH paid AS (
     SELECT
@@ -48,8 +51,17 @@ LEFT JOIN paid ON paid.rental_id = r.rental_id
 LEFT JOIN {{silver}}.stg_film AS f ON f.film_id = r.film_id
 LEFT JOIN {{gold}}.dim_date AS drd ON drd.date = r.rental_date::DATE
 LEFT JOIN {{gold}}.dim_date AS dret ON dret.date = r.return_date::DATE
-LEFT JOIN {{gold}}.dim_customer AS dc ON dc.customer_id = r.customer_id
+LEFT JOIN {{gold}}.dim_customer AS dc
+       ON dc.customer_id = r.customer_id
+      AND dc.valid_from <= r.rental_date
+      AND r.rental_date < coalesce(dc.valid_to, TIMESTAMP 'infinity')
 LEFT JOIN {{gold}}.dim_film AS df ON df.film_id = r.film_id
-LEFT JOIN {{gold}}.dim_store AS ds ON ds.store_id = r.store_id
-LEFT JOIN {{gold}}.dim_staff AS dst ON dst.staff_id = r.staff_id
+LEFT JOIN {{gold}}.dim_store AS ds
+       ON ds.store_id = r.store_id
+      AND ds.valid_from <= r.rental_date
+      AND r.rental_date < coalesce(ds.valid_to, TIMESTAMP 'infinity')
+LEFT JOIN {{gold}}.dim_staff AS dst
+       ON dst.staff_id = r.staff_id
+      AND dst.valid_from <= r.rental_date
+      AND r.rental_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
 ORDER BY r.rental_id;
