@@ -456,8 +456,13 @@ class PgServer:
             log(f"PG{self.version}: {SHARED_PAGILA} not found: db pagila stays empty")
         if gen_scale is not None and gen_bin.exists():
             t0 = time.monotonic()
-            r = subprocess.run([str(gen_bin), "load", "--dsn", self.dsn("pagila_gen"), "--scale", str(gen_scale),
-                                "--seed", str(GEN_SEED)], capture_output=True, text=True)
+            # Connection through libpq's variables rather than --dsn: no password in the process list.
+            gen_env = dict(os.environ, PGHOST=HOST, PGPORT=str(self.port), PGUSER=ROLE, PGPASSWORD=PAGILA_PASSWORD,
+                           PGDATABASE="pagila_gen")
+            for var in ("PGSERVICE", "PGSSLMODE", "PGOPTIONS"):
+                gen_env.pop(var, None)
+            r = subprocess.run([str(gen_bin), "load", "--scale", str(gen_scale), "--seed", str(GEN_SEED)],
+                               capture_output=True, text=True, env=gen_env)
             if r.returncode != 0:
                 out = redact((r.stdout + r.stderr)[-3000:])
                 msg = f"pagila-gen load (PG{self.version}) failed (exit {r.returncode}):\n{out}"
