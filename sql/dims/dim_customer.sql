@@ -124,7 +124,7 @@ decided AS (
         s.changed_at,
         l.valid_from AS latest_from,
         l.valid_to   AS latest_to
-    FROM pagila_scd_src_customer AS s
+    FROM temp.pagila_scd_src_customer AS s
     FULL OUTER JOIN latest AS l ON l.customer_id = s.customer_id
 )
 SELECT
@@ -147,7 +147,7 @@ SELECT
     (SELECT coalesce(max(k.customer_key), 0) FROM {{silver}}.keymap_customer_version AS k)
         + row_number() OVER (ORDER BY a.customer_id, a.at),
     {{run_id}}
-FROM pagila_scd_customer AS a
+FROM temp.pagila_scd_customer AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_customer_version AS k
                   WHERE k.customer_id = a.customer_id AND k.valid_from = a.at);
@@ -155,7 +155,7 @@ WHERE a.action <> 'delete'
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_customer AS d
 SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
-FROM pagila_scd_customer AS a
+FROM temp.pagila_scd_customer AS a
 WHERE d.customer_id = a.customer_id AND d.is_current AND a.action IN ('change', 'delete');
 
 -- Open the new versions.
@@ -167,8 +167,8 @@ SELECT
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
-FROM pagila_scd_customer AS a
-JOIN pagila_scd_src_customer AS s ON s.customer_id = a.customer_id
+FROM temp.pagila_scd_customer AS a
+JOIN temp.pagila_scd_src_customer AS s ON s.customer_id = a.customer_id
 JOIN {{silver}}.keymap_customer_version AS k ON k.customer_id = a.customer_id AND k.valid_from = a.at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.customer_key;
@@ -177,7 +177,7 @@ ORDER BY k.customer_key;
 UPDATE {{gold}}.dim_customer AS d
 SET first_name = s.first_name, last_name = s.last_name, full_name = s.full_name,
     email = s.email, create_date = s.create_date, phone = s.phone
-FROM pagila_scd_src_customer AS s
+FROM temp.pagila_scd_src_customer AS s
 WHERE d.customer_id = s.customer_id
   AND row(d.first_name, d.last_name, d.full_name, d.email, d.create_date, d.phone)
       IS DISTINCT FROM row(s.first_name, s.last_name, s.full_name, s.email, s.create_date, s.phone);

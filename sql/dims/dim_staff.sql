@@ -111,7 +111,7 @@ decided AS (
         s.changed_at,
         l.valid_from AS latest_from,
         l.valid_to   AS latest_to
-    FROM pagila_scd_src_staff AS s
+    FROM temp.pagila_scd_src_staff AS s
     FULL OUTER JOIN latest AS l ON l.staff_id = s.staff_id
 )
 SELECT
@@ -134,7 +134,7 @@ SELECT
     (SELECT coalesce(max(k.staff_key), 0) FROM {{silver}}.keymap_staff_version AS k)
         + row_number() OVER (ORDER BY a.staff_id, a.at),
     {{run_id}}
-FROM pagila_scd_staff AS a
+FROM temp.pagila_scd_staff AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_staff_version AS k
                   WHERE k.staff_id = a.staff_id AND k.valid_from = a.at);
@@ -142,7 +142,7 @@ WHERE a.action <> 'delete'
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_staff AS d
 SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
-FROM pagila_scd_staff AS a
+FROM temp.pagila_scd_staff AS a
 WHERE d.staff_id = a.staff_id AND d.is_current AND a.action IN ('change', 'delete');
 
 -- Open the new versions.
@@ -154,8 +154,8 @@ SELECT
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
-FROM pagila_scd_staff AS a
-JOIN pagila_scd_src_staff AS s ON s.staff_id = a.staff_id
+FROM temp.pagila_scd_staff AS a
+JOIN temp.pagila_scd_src_staff AS s ON s.staff_id = a.staff_id
 JOIN {{silver}}.keymap_staff_version AS k ON k.staff_id = a.staff_id AND k.valid_from = a.at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.staff_key;
@@ -163,7 +163,7 @@ ORDER BY k.staff_key;
 -- Overwritten attributes: every version of a staff carries the current values.
 UPDATE {{gold}}.dim_staff AS d
 SET first_name = s.first_name, last_name = s.last_name, full_name = s.full_name, email = s.email, username = s.username
-FROM pagila_scd_src_staff AS s
+FROM temp.pagila_scd_src_staff AS s
 WHERE d.staff_id = s.staff_id
   AND row(d.first_name, d.last_name, d.full_name, d.email, d.username)
       IS DISTINCT FROM row(s.first_name, s.last_name, s.full_name, s.email, s.username);

@@ -108,7 +108,7 @@ decided AS (
         s.changed_at,
         l.valid_from AS latest_from,
         l.valid_to   AS latest_to
-    FROM pagila_scd_src_store AS s
+    FROM temp.pagila_scd_src_store AS s
     FULL OUTER JOIN latest AS l ON l.store_id = s.store_id
 )
 SELECT
@@ -131,7 +131,7 @@ SELECT
     (SELECT coalesce(max(k.store_key), 0) FROM {{silver}}.keymap_store_version AS k)
         + row_number() OVER (ORDER BY a.store_id, a.at),
     {{run_id}}
-FROM pagila_scd_store AS a
+FROM temp.pagila_scd_store AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_store_version AS k
                   WHERE k.store_id = a.store_id AND k.valid_from = a.at);
@@ -139,7 +139,7 @@ WHERE a.action <> 'delete'
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_store AS d
 SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
-FROM pagila_scd_store AS a
+FROM temp.pagila_scd_store AS a
 WHERE d.store_id = a.store_id AND d.is_current AND a.action IN ('change', 'delete');
 
 -- Open the new versions.
@@ -151,8 +151,8 @@ SELECT
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
-FROM pagila_scd_store AS a
-JOIN pagila_scd_src_store AS s ON s.store_id = a.store_id
+FROM temp.pagila_scd_store AS a
+JOIN temp.pagila_scd_src_store AS s ON s.store_id = a.store_id
 JOIN {{silver}}.keymap_store_version AS k ON k.store_id = a.store_id AND k.valid_from = a.at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.store_key;
@@ -160,7 +160,7 @@ ORDER BY k.store_key;
 -- Overwritten attributes: every version of a store carries the current values.
 UPDATE {{gold}}.dim_store AS d
 SET phone = s.phone, manager_staff_id = s.manager_staff_id, manager_name = s.manager_name
-FROM pagila_scd_src_store AS s
+FROM temp.pagila_scd_src_store AS s
 WHERE d.store_id = s.store_id
   AND row(d.phone, d.manager_staff_id, d.manager_name)
       IS DISTINCT FROM row(s.phone, s.manager_staff_id, s.manager_name);

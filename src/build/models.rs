@@ -220,11 +220,64 @@ pub const MODELS: &[Model] = &[
     model!(Gold, "marts", "mart_revenue_monthly"),
     // Views reproducing the original pagila_sales tables.
     model!(Compat, "compat", "pagila_sales"),
+    // Drops the temp tables the models above created.
+    model!(Silver, "setup", "cleanup"),
 ];
 
-/// The models of an incremental run, in order (they read the temp tables
-/// `pagila_delta_<table>` and `pagila_deleted_<table>` the orchestrator creates).
-pub const INCREMENTAL_MODELS: &[Model] = &[];
+/// The models of an incremental build (`mode := 'incremental'`), in execution order.
+///
+/// Before them the orchestrator has, in the same transaction, upserted the changed rows into
+/// bronze (one row per key), deleted the rows Postgres no longer has (with `detect_deletes`),
+/// and created for every [`SOURCES`] table `T` the temp tables `temp.pagila_delta_T` (keys
+/// upserted in this run) and `temp.pagila_deleted_T` (keys deleted in this run, empty without
+/// `detect_deletes`), both with the bronze key columns. The models upsert only what those keys
+/// reach: staged rows that changed, the SCD2 versions they open or close, the facts that
+/// reference them, the mart groups those facts fall in. The result equals a full build from the
+/// same source except for what a full build cannot know (closed SCD2 versions, members marked
+/// `is_deleted`, calendar days kept after deletes). Files shared with [`MODELS`] (key maps, the
+/// SCD2 dimensions, compat views) run unchanged.
+pub const INCREMENTAL_MODELS: &[Model] = &[
+    model!(Silver, "setup", "schemas"),
+    // Staging upserts; each leaves temp pagila_chg_<entity> with the keys whose row changed.
+    model!(Silver, "incremental", "stg_address"),
+    model!(Silver, "incremental", "stg_customer"),
+    model!(Silver, "incremental", "stg_staff"),
+    model!(Silver, "incremental", "stg_store"),
+    model!(Silver, "incremental", "stg_category"),
+    model!(Silver, "incremental", "stg_film_category"),
+    model!(Silver, "incremental", "stg_film"),
+    model!(Silver, "incremental", "stg_actor"),
+    model!(Silver, "incremental", "stg_film_actor"),
+    model!(Silver, "incremental", "stg_inventory"),
+    model!(Silver, "incremental", "stg_rental"),
+    model!(Silver, "incremental", "stg_payment"),
+    // Key maps: the same models as a full build (cheap on the small entity tables).
+    model!(Silver, "keymaps", "keymap_customer_version"),
+    model!(Silver, "keymaps", "keymap_film"),
+    model!(Silver, "keymaps", "keymap_store_version"),
+    model!(Silver, "keymaps", "keymap_staff_version"),
+    model!(Silver, "keymaps", "keymap_actor"),
+    model!(Silver, "keymaps", "keymap_category"),
+    // Dimensions: the SCD2 ones are the full build's models on the changed entities only.
+    model!(Gold, "incremental", "dim_date"),
+    model!(Gold, "incremental", "scd2_scope"),
+    model!(Gold, "dims", "dim_customer"),
+    model!(Gold, "incremental", "dim_film"),
+    model!(Gold, "dims", "dim_store"),
+    model!(Gold, "dims", "dim_staff"),
+    model!(Gold, "incremental", "dim_actor"),
+    model!(Gold, "incremental", "dim_category"),
+    model!(Gold, "incremental", "bridge_film_actor"),
+    model!(Gold, "incremental", "bridge_film_category"),
+    // Facts: the rows of changed keys and of facts whose SCD2 version changed.
+    model!(Gold, "incremental", "fact_sales"),
+    model!(Gold, "incremental", "fact_rental"),
+    // Marts.
+    model!(Gold, "marts", "mart_store_rentals"),
+    model!(Gold, "marts", "mart_revenue_monthly"),
+    model!(Compat, "compat", "pagila_sales"),
+    model!(Silver, "setup", "cleanup"),
+];
 
 /// Every check, run after the models.
 pub const CHECKS: &[Check] = &[
@@ -334,9 +387,17 @@ mod tests {
             .filter(|l| !l.trim().is_empty())
     }
 
+    /// Every model of both modes (files shared by the two lists appear twice).
+    fn all_models() -> impl Iterator<Item = &'static Model> {
+        MODELS.iter().chain(INCREMENTAL_MODELS.iter())
+    }
+
+    /// Models that create nothing of their own in a layer.
+    const HOUSEKEEPING: &[&str] = &["schemas", "cleanup"];
+
     #[test]
     fn every_model_renders_without_leftover_placeholders() {
-        for m in MODELS {
+        for m in all_models() {
             let sql = render(m.sql, &model_vars()).unwrap_or_else(|e| panic!("{}: {e}", m.name));
             assert!(
                 !sql.contains("{{") && !sql.contains("}}"),
@@ -344,7 +405,7 @@ mod tests {
                 m.name
             );
             assert!(
-                sql.contains("\"silver\"") || sql.contains("\"gold\""),
+                sql.contains("\"silver\"") || sql.contains("\"gold\"") || m.name == "cleanup",
                 "{} names no schema",
                 m.name
             );
@@ -365,7 +426,7 @@ mod tests {
 
     #[test]
     fn models_need_no_check_figures() {
-        for m in MODELS {
+        for m in all_models() {
             for v in CHECK_VARS {
                 assert!(!m.sql.contains(v), "model {} uses check-only placeholder {v}", m.name);
             }
@@ -383,7 +444,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), n, "duplicate model or check name");
-        for m in MODELS {
+        let mut inc: Vec<&str> = INCREMENTAL_MODELS.iter().map(|m| m.name).collect();
+        inc.sort_unstable();
+        inc.dedup();
+        assert_eq!(inc.len(), INCREMENTAL_MODELS.len(), "duplicate incremental model name");
+        for m in all_models() {
             // The header comment starts with the model's name.
             assert!(
                 m.sql.starts_with(&format!("-- {}:", m.name)),
@@ -402,28 +467,30 @@ mod tests {
 
     #[test]
     fn model_writes_to_its_layer() {
-        for m in MODELS {
+        const WRITES: &[&str] = &["CREATE", "INSERT INTO", "DELETE FROM", "UPDATE", "ALTER TABLE"];
+        for m in all_models() {
             let target = match m.layer {
                 Layer::Silver => "{{silver}}",
                 Layer::Gold => "{{gold}}",
                 Layer::Compat => "{{compat}}",
             };
             // Temp tables (working sets of one build) live on the connection, not in a layer.
-            let persistent = |l: &&str| {
-                let l = l.trim_start();
-                l.starts_with("CREATE") && !l.starts_with("CREATE OR REPLACE TEMP TABLE")
-            };
-            let creates = code_lines(m.sql).filter(persistent).count();
-            let in_layer = code_lines(m.sql)
-                .filter(|l| persistent(l) && l.contains(target))
-                .count();
-            let temps = code_lines(m.sql)
-                .filter(|l| l.trim_start().starts_with("CREATE OR REPLACE TEMP TABLE"))
-                .count();
-            if m.name != "schemas" {
+            let is_temp = |l: &str| l.starts_with("CREATE OR REPLACE TEMP TABLE");
+            let writes: Vec<&str> = code_lines(m.sql)
+                .map(str::trim_start)
+                .filter(|l| WRITES.iter().any(|w| l.starts_with(w)) && !is_temp(l))
+                .collect();
+            let temps = code_lines(m.sql).filter(|l| is_temp(l.trim_start())).count();
+            if HOUSEKEEPING.contains(&m.name) {
+                continue;
+            }
+            assert!(!writes.is_empty() || temps > 0, "{} writes nothing", m.name);
+            for w in writes {
+                // The SCD2 dimensions (gold) also hand out their version keys (silver key maps).
+                let keymap = w.contains("{{silver}}.keymap_");
                 assert!(
-                    creates == in_layer && (creates > 0 || temps > 0),
-                    "{} creates outside {}",
+                    w.contains(target) || (keymap && m.layer == Layer::Gold),
+                    "{} writes outside {}: {w}",
                     m.name,
                     m.layer.as_str()
                 );
@@ -445,8 +512,7 @@ mod tests {
     #[test]
     fn no_semicolon_or_placeholder_braces_in_comments() {
         // Keeps the SQL safe for a splitter that cuts at ';' and for render().
-        for (name, sql) in MODELS
-            .iter()
+        for (name, sql) in all_models()
             .map(|m| (m.name, m.sql))
             .chain(CHECKS.iter().map(|c| (c.name, c.sql)))
         {
@@ -461,7 +527,7 @@ mod tests {
 
     #[test]
     fn password_never_leaves_bronze() {
-        for m in MODELS {
+        for m in all_models() {
             let code: String = code_lines(m.sql).collect::<Vec<_>>().join("\n");
             assert!(!code.to_lowercase().contains("password"), "{} reads a password", m.name);
         }
@@ -479,6 +545,116 @@ mod tests {
             });
             assert!(used, "bronze table {t} is never read");
         }
+    }
+
+    /// Temp tables a model creates (`CREATE OR REPLACE TEMP TABLE name`).
+    fn temps_created(sql: &str) -> Vec<String> {
+        code_lines(sql)
+            .filter_map(|l| l.trim_start().strip_prefix("CREATE OR REPLACE TEMP TABLE "))
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Temp tables a model reads (`temp.name`).
+    fn temps_read(sql: &str) -> Vec<String> {
+        let code: String = code_lines(sql).collect::<Vec<_>>().join("\n");
+        code.match_indices("temp.")
+            .map(|(i, _)| {
+                code[i + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    /// Walks a model list in order: every temp table read was created by an earlier model (or
+    /// earlier in the same file), or is one of the orchestrator's delta tables when allowed.
+    fn assert_temps_flow(list: &[Model], orchestrator_tables: bool) {
+        let mut created: Vec<String> = Vec::new();
+        for m in list {
+            let mine = temps_created(m.sql);
+            for t in temps_read(m.sql) {
+                let from_orchestrator = SOURCES
+                    .iter()
+                    .any(|s| t == format!("pagila_delta_{}", s.table) || t == format!("pagila_deleted_{}", s.table));
+                if from_orchestrator {
+                    assert!(orchestrator_tables, "{} reads {t} in a full build", m.name);
+                    continue;
+                }
+                assert!(
+                    created.contains(&t) || mine.contains(&t) || m.name == "cleanup",
+                    "{} reads temp.{t} before any model creates it",
+                    m.name
+                );
+            }
+            created.extend(mine);
+        }
+    }
+
+    #[test]
+    fn temp_tables_are_created_before_they_are_read() {
+        assert_temps_flow(MODELS, false);
+        assert_temps_flow(INCREMENTAL_MODELS, true);
+    }
+
+    #[test]
+    fn cleanup_drops_every_temp_table_and_runs_last() {
+        let cleanup = MODELS.last().expect("models");
+        assert_eq!(cleanup.name, "cleanup");
+        assert_eq!(INCREMENTAL_MODELS.last().map(|m| m.name), Some("cleanup"));
+        let dropped: Vec<String> = code_lines(cleanup.sql)
+            .filter_map(|l| l.trim().strip_prefix("DROP TABLE IF EXISTS temp."))
+            .map(|t| t.trim_end_matches(';').to_string())
+            .collect();
+        for m in all_models() {
+            for t in temps_created(m.sql) {
+                assert!(
+                    t.starts_with("pagila_"),
+                    "{}: temp table {t} lacks the pagila_ prefix",
+                    m.name
+                );
+                assert!(
+                    dropped.contains(&t),
+                    "{}: temp table {t} is not dropped by cleanup",
+                    m.name
+                );
+            }
+        }
+        for t in &dropped {
+            assert!(!t.starts_with("pagila_delta_") && !t.starts_with("pagila_deleted_"));
+        }
+    }
+
+    #[test]
+    fn incremental_models_read_every_delta() {
+        for s in SOURCES {
+            for t in [
+                format!("pagila_delta_{}", s.table),
+                format!("pagila_deleted_{}", s.table),
+            ] {
+                let read = INCREMENTAL_MODELS.iter().any(|m| temps_read(m.sql).contains(&t));
+                assert!(read, "no incremental model reads temp.{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn incremental_models_follow_the_full_order() {
+        // Same first and last steps, and every full-build entity model has an incremental
+        // counterpart of the same name (staging, dimensions, facts, marts).
+        assert_eq!(INCREMENTAL_MODELS.first().map(|m| m.name), Some("schemas"));
+        for m in MODELS.iter().filter(|m| m.name != "scd2_scope_full") {
+            assert!(
+                INCREMENTAL_MODELS.iter().any(|i| i.name == m.name),
+                "{} has no incremental counterpart",
+                m.name
+            );
+        }
+        let pos = |name: &str| INCREMENTAL_MODELS.iter().position(|m| m.name == name).unwrap();
+        assert!(pos("scd2_scope") < pos("dim_customer"));
+        assert!(pos("stg_payment") < pos("dim_date") && pos("dim_date") < pos("fact_sales"));
+        assert!(pos("dim_staff") < pos("fact_sales") && pos("fact_rental") < pos("mart_store_rentals"));
     }
 
     #[test]

@@ -1,0 +1,71 @@
+-- fact_sales: incremental upsert of gold fact_sales (see facts/fact_sales for the columns and
+-- rules: the version lookup and the -1 fallbacks are the same).
+-- Rebuilds the rows of these payments and only these:
+--   payments inserted, updated or deleted (temp pagila_chg_payment, deletes are only removed),
+--   payments of a rental whose staged row changed (temp pagila_chg_rental: film and store),
+--   payments of a customer, staff member or store whose SCD2 versions changed in this run
+--   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the change:
+--   they now point at another version.
+-- Leaves temp pagila_inc_old_fact_sales: the replaced and removed rows as they were (for the marts).
+CREATE OR REPLACE TEMP TABLE pagila_inc_aff_payment AS
+SELECT payment_id FROM temp.pagila_chg_payment
+UNION
+SELECT p.payment_id FROM {{silver}}.stg_payment AS p
+WHERE p.rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental)
+UNION
+SELECT p.payment_id FROM {{silver}}.stg_payment AS p
+JOIN temp.pagila_scd_customer AS a ON a.customer_id = p.customer_id AND p.payment_date >= a.at
+UNION
+SELECT p.payment_id FROM {{silver}}.stg_payment AS p
+JOIN temp.pagila_scd_staff AS a ON a.staff_id = p.staff_id AND p.payment_date >= a.at
+UNION
+SELECT p.payment_id FROM {{silver}}.stg_payment AS p
+JOIN (SELECT r.rental_id, a.at
+      FROM {{silver}}.stg_rental AS r
+      JOIN temp.pagila_scd_store AS a ON a.store_id = r.store_id) AS x
+  ON x.rental_id = p.rental_id AND p.payment_date >= x.at;
+
+CREATE OR REPLACE TEMP TABLE pagila_inc_old_fact_sales AS
+SELECT * FROM {{gold}}.fact_sales
+WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment);
+
+DELETE FROM {{gold}}.fact_sales
+WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment);
+
+INSERT INTO {{gold}}.fact_sales
+WITH p AS (
+    SELECT * FROM {{silver}}.stg_payment
+    WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment)
+),
+r AS (
+    SELECT * FROM {{silver}}.stg_rental
+    WHERE rental_id IN (SELECT rental_id FROM p)
+)
+SELECT
+    p.payment_id,
+    p.rental_id,
+    coalesce(dd.date_key, -1)       AS date_key,
+    coalesce(dc.customer_key, -1)   AS customer_key,
+    coalesce(df.film_key, -1)       AS film_key,
+    coalesce(ds.store_key, -1)      AS store_key,
+    coalesce(dst.staff_key, -1)     AS staff_key,
+    p.payment_date,
+    p.amount
+FROM p
+LEFT JOIN r ON r.rental_id = p.rental_id
+LEFT JOIN {{gold}}.dim_date AS dd
+       ON dd.date = p.payment_date::DATE
+LEFT JOIN {{gold}}.dim_customer AS dc
+       ON dc.customer_id = p.customer_id
+      AND dc.valid_from <= p.payment_date
+      AND p.payment_date < coalesce(dc.valid_to, TIMESTAMP 'infinity')
+LEFT JOIN {{gold}}.dim_film AS df ON df.film_id = r.film_id
+LEFT JOIN {{gold}}.dim_store AS ds
+       ON ds.store_id = r.store_id
+      AND ds.valid_from <= p.payment_date
+      AND p.payment_date < coalesce(ds.valid_to, TIMESTAMP 'infinity')
+LEFT JOIN {{gold}}.dim_staff AS dst
+       ON dst.staff_id = p.staff_id
+      AND dst.valid_from <= p.payment_date
+      AND p.payment_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
+ORDER BY p.payment_id;

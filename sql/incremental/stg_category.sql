@@ -1,0 +1,29 @@
+-- stg_category: incremental upsert of silver stg_category (see staging/stg_category).
+-- Restages the categories read in this run (temp pagila_delta_category, pagila_deleted_category)
+-- and replaces only the rows that differ from the staged ones.
+-- Leaves temp pagila_chg_category(category_id): categories inserted, updated or deleted.
+CREATE OR REPLACE TEMP TABLE pagila_inc_stg_category AS
+SELECT
+    c.category_id::INTEGER                   AS category_id,
+    trim(c.name)                             AS category,
+    make_timestamp(epoch_us(c.last_update))  AS last_update
+FROM {{bronze}}.category AS c
+WHERE c.category_id IN (SELECT category_id FROM temp.pagila_delta_category);
+
+CREATE OR REPLACE TEMP TABLE pagila_chg_category AS
+WITH old AS (
+    SELECT * FROM {{silver}}.stg_category
+    WHERE category_id IN (SELECT category_id FROM temp.pagila_delta_category
+                          UNION ALL
+                          SELECT category_id FROM temp.pagila_deleted_category)
+)
+SELECT category_id FROM (FROM temp.pagila_inc_stg_category EXCEPT ALL FROM old)
+UNION
+SELECT category_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_category);
+
+DELETE FROM {{silver}}.stg_category
+WHERE category_id IN (SELECT category_id FROM temp.pagila_chg_category);
+
+INSERT INTO {{silver}}.stg_category
+SELECT * FROM temp.pagila_inc_stg_category
+WHERE category_id IN (SELECT category_id FROM temp.pagila_chg_category);

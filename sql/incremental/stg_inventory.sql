@@ -1,0 +1,31 @@
+-- stg_inventory: incremental upsert of silver stg_inventory (see staging/stg_inventory).
+-- Restages the copies read in this run (temp pagila_delta_inventory, pagila_deleted_inventory)
+-- and replaces only the rows that differ from the staged ones.
+-- Leaves temp pagila_chg_inventory(inventory_id): copies inserted, updated or deleted (their
+-- rentals take the copy's film and store in stg_rental).
+CREATE OR REPLACE TEMP TABLE pagila_inc_stg_inventory AS
+SELECT
+    i.inventory_id::INTEGER                  AS inventory_id,
+    i.film_id::INTEGER                       AS film_id,
+    i.store_id::INTEGER                      AS store_id,
+    make_timestamp(epoch_us(i.last_update))  AS last_update
+FROM {{bronze}}.inventory AS i
+WHERE i.inventory_id IN (SELECT inventory_id FROM temp.pagila_delta_inventory);
+
+CREATE OR REPLACE TEMP TABLE pagila_chg_inventory AS
+WITH old AS (
+    SELECT * FROM {{silver}}.stg_inventory
+    WHERE inventory_id IN (SELECT inventory_id FROM temp.pagila_delta_inventory
+                           UNION ALL
+                           SELECT inventory_id FROM temp.pagila_deleted_inventory)
+)
+SELECT inventory_id FROM (FROM temp.pagila_inc_stg_inventory EXCEPT ALL FROM old)
+UNION
+SELECT inventory_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_inventory);
+
+DELETE FROM {{silver}}.stg_inventory
+WHERE inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);
+
+INSERT INTO {{silver}}.stg_inventory
+SELECT * FROM temp.pagila_inc_stg_inventory
+WHERE inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);

@@ -1,0 +1,44 @@
+-- stg_rental: incremental upsert of silver stg_rental (see staging/stg_rental for the rows).
+-- Restages the rentals read in this run (temp pagila_delta_rental, pagila_deleted_rental) and the
+-- rentals of copies whose staged row changed (temp pagila_chg_inventory: film_id and store_id come
+-- from the copy). Only rows that differ from the staged ones are replaced, so a rental read again
+-- by the lookback window but unchanged stays as it is.
+-- Leaves temp pagila_chg_rental(rental_id): rentals inserted, updated or deleted.
+CREATE OR REPLACE TEMP TABLE pagila_inc_keys_rental AS
+SELECT rental_id FROM temp.pagila_delta_rental
+UNION
+SELECT rental_id FROM temp.pagila_deleted_rental
+UNION
+SELECT r.rental_id FROM {{bronze}}.rental AS r
+WHERE r.inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);
+
+CREATE OR REPLACE TEMP TABLE pagila_inc_stg_rental AS
+SELECT
+    r.rental_id::INTEGER                      AS rental_id,
+    make_timestamp(epoch_us(r.rental_date))   AS rental_date,
+    make_timestamp(epoch_us(r.return_date))   AS return_date,
+    r.inventory_id::INTEGER                   AS inventory_id,
+    i.film_id                                 AS film_id,
+    i.store_id                                AS store_id,
+    r.customer_id::INTEGER                    AS customer_id,
+    r.staff_id::INTEGER                       AS staff_id,
+    make_timestamp(epoch_us(r.last_update))   AS last_update
+FROM {{bronze}}.rental AS r
+LEFT JOIN {{silver}}.stg_inventory AS i ON i.inventory_id = r.inventory_id
+WHERE r.rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental);
+
+CREATE OR REPLACE TEMP TABLE pagila_chg_rental AS
+WITH old AS (
+    SELECT * FROM {{silver}}.stg_rental
+    WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental)
+)
+SELECT rental_id FROM (FROM temp.pagila_inc_stg_rental EXCEPT ALL FROM old)
+UNION
+SELECT rental_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_rental);
+
+DELETE FROM {{silver}}.stg_rental
+WHERE rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental);
+
+INSERT INTO {{silver}}.stg_rental
+SELECT * FROM temp.pagila_inc_stg_rental
+WHERE rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental);
