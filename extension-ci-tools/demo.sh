@@ -10,14 +10,19 @@
 #   6. stop the server and remove its folder (also on failure or Ctrl-C)
 #
 # Environment: DEMO_SQL (default examples/demo.sql), DEMO_SCALE (default 1),
-#              DEMO_CLI (default build/venv/cli-1.5.6/bin/duckdb).
+#              DEMO_CLI (default: the DuckDB 1.5.6 CLI binary of build/venv/cli-1.5.6).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 PYTHON="${PYTHON:-python3}"
 DEMO_SQL="${DEMO_SQL:-examples/demo.sql}"
 DEMO_SCALE="${DEMO_SCALE:-1}"
-DEMO_CLI="${DEMO_CLI:-build/venv/cli-1.5.6/bin/duckdb}"
+# The duckdb-cli wheel's bin/duckdb is a Python shim around the real binary; call the binary
+# itself (no Python traceback on Ctrl-C).
+if [ -z "${DEMO_CLI:-}" ]; then
+    DEMO_CLI="$(ls build/venv/cli-1.5.6/lib/python3*/site-packages/duckdb_cli/duckdb 2>/dev/null | tail -n1)"
+    DEMO_CLI="${DEMO_CLI:-build/venv/cli-1.5.6/bin/duckdb}"
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -147,6 +147,43 @@ def _pdeathsig_term() -> None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of pid (from /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+        except (OSError, IndexError, ValueError):
+            pass
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM a child and everything below it (a shell does not pass SIGTERM on), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    pids = [proc.pid] + descendants(proc.pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in pids + descendants(proc.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+
+
 def _usable_bindir(bindir: Path, scratch: Path) -> Path:
     """The postgres user must be able to execute the binaries; copy them when not (e.g. repo under /root)."""
     probe = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, **_run_as())
@@ -681,12 +718,7 @@ def cmd_run(a) -> int:
             try:
                 return child.wait()
             except BaseException:
-                if child.poll() is None:
-                    child.terminate()
-                    try:
-                        child.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        child.kill()
+                kill_tree(child)
                 raise
     except Interrupted as e:
         return 128 + e.args[0]

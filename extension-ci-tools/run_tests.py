@@ -70,11 +70,9 @@ def run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int | None, st
 
 def kill_children() -> None:
     with _children_lock:
-        for p in list(_children):
-            try:
-                p.kill()
-            except ProcessLookupError:
-                pass
+        procs = list(_children)
+    for p in procs:
+        pg.kill_tree(p, grace=2.0)
 
 
 def cell_name(pgv: str, dv: str) -> str:
