@@ -63,8 +63,9 @@ clippy:
 
 # keeps the venvs (slow to recreate); distclean removes them too
 clean:
+	-@$(PYTHON) extension-ci-tools/pg.py down --env-file build/pg.env
 	$(CARGO) clean
-	rm -rf build/release build/debug build/pg*.env build/pg*.state.json
+	rm -rf build/release build/debug
 
 distclean: clean
 	rm -rf build
