@@ -394,6 +394,13 @@ class Runner:
             print(f"  line {rec.line}: statement {mode}", flush=True)
         try:
             con.execute(sql)
+            # Drain the result: DuckDB 2.0 streams, and an error raised after the
+            # first chunk would otherwise go unseen.
+            try:
+                con.fetchall()
+            except duckdb.Error as drain:
+                if "no open result set" not in str(drain).lower():
+                    raise
         except duckdb.Error as e:
             if mode == "ok":
                 raise TestFailure(self.describe(rec, f"expected success, got error:\n{e}"))
