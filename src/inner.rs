@@ -14,7 +14,7 @@ use crate::ffi::conn::{Connection, InterruptHandle};
 use crate::ffi::entry::Loader;
 
 /// How often the watcher looks for the user's connections.
-const WATCH_EVERY: Duration = Duration::from_millis(50);
+const WATCH_EVERY: Duration = Duration::from_millis(20);
 
 pub struct Inner {
     /// Runs a build's transaction.

@@ -280,6 +280,8 @@ fn build_steps(
 ) -> Result<(), String> {
     let run_id = log.run_id;
     // A step: logged RUNNING, then FINISHED (sent to the caller) or FAILED.
+    // A step may finish with a warning (failed checks under on_check_failure := 'warn').
+    let warning: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
     let step = |name: &str, f: &mut dyn FnMut() -> Result<Option<i64>, String>| -> Result<(), String> {
         if cancel.load(Ordering::SeqCst) {
             return Err("the build was interrupted".into());
@@ -290,12 +292,14 @@ fn build_steps(
         let secs = t.elapsed().as_secs_f64();
         match r {
             Ok(rows) => {
-                log.end(name, "FINISHED", rows, secs, None);
+                let warned = warning.borrow_mut().take();
+                let status = if warned.is_some() { "WARN" } else { "FINISHED" };
+                log.end(name, status, rows, secs, warned.as_deref());
                 let _ = tx.send(StepRow {
                     step: name.to_string(),
                     rows,
                     seconds: secs,
-                    status: "FINISHED",
+                    status,
                 });
                 Ok(())
             }
@@ -519,12 +523,14 @@ fn build_steps(
                     )
                 })
                 .collect();
-            if !failed.is_empty() && p.on_check_failure == OnCheckFailure::Error {
-                return Err(format!(
-                    "{} check(s) failed: {} (use on_check_failure := 'warn' to keep the build anyway)",
-                    failed.len(),
-                    failed.join("; ")
-                ));
+            if !failed.is_empty() {
+                let msg = format!("{} check(s) failed: {}", failed.len(), failed.join("; "));
+                if p.on_check_failure == OnCheckFailure::Error {
+                    return Err(format!(
+                        "{msg} (use on_check_failure := 'warn' to keep the build anyway)"
+                    ));
+                }
+                *warning.borrow_mut() = Some(msg);
             }
             Ok(Some(checks.len() as i64))
         })?;
