@@ -84,6 +84,24 @@ pub fn source_figures(conn: &mut crate::pg::Connection) -> Result<SourceFigures,
     })
 }
 
+/// The same figures, read from bronze (what the build has loaded).
+fn figures_from_bronze(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<SourceFigures, String> {
+    let b = models::quote_ident(&schemas.bronze);
+    let rows = conn
+        .query(&format!(
+            "SELECT (SELECT count(*) FROM {b}.payment)::VARCHAR, \
+             (SELECT coalesce(sum(amount), 0) FROM {b}.payment)::VARCHAR, (SELECT count(*) FROM {b}.rental)::VARCHAR"
+        ))
+        .map_err(|e| format!("reading bronze figures: {e}"))?;
+    let r = rows.into_iter().next().ok_or("reading bronze figures: no row")?;
+    let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_else(|| "0".into());
+    Ok(SourceFigures {
+        payment_count: get(0),
+        payment_sum: get(1),
+        rental_count: get(2),
+    })
+}
+
 /// Runs the checks on the work connection (which may be inside the build's transaction).
 pub fn run_checks(
     conn: &crate::ffi::conn::Connection,
@@ -201,7 +219,11 @@ impl<'a> RunLog<'a> {
 }
 
 /// Each source table's high-water mark, in microseconds since 1970 (None: empty table).
-type Bookmarks = Vec<(String, Option<i64>)>;
+/// Also the Postgres time (µs) of the snapshot the marks were read in.
+struct Bookmarks {
+    marks: Vec<(String, Option<i64>)>,
+    snapshot_us: Option<i64>,
+}
 
 /// One BIGINT (or NULL) from a query.
 fn single_i64(conn: &crate::ffi::conn::Connection, sql: &str) -> Result<Option<i64>, String> {
@@ -228,20 +250,17 @@ fn read_bookmarks(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Res
     }
     let rows = conn
         .query(&format!(
-            "SELECT source_table, high_water_us FROM {gold}.pagila_bookmarks"
+            "SELECT source_table, high_water_us, snapshot_us FROM {gold}.pagila_bookmarks"
         ))
         .map_err(|e| e.to_string())?;
-    let bm: Vec<(String, Option<i64>)> = rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.first().cloned().flatten().unwrap_or_default(),
-                r.get(1).cloned().flatten().and_then(|v| v.parse().ok()),
-            )
-        })
+    let cell = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().and_then(|v| v.parse::<i64>().ok());
+    let snapshot_us = rows.iter().filter_map(|r| cell(r, 2)).max();
+    let marks: Vec<(String, Option<i64>)> = rows
+        .iter()
+        .map(|r| (r.first().cloned().flatten().unwrap_or_default(), cell(r, 1)))
         .collect();
-    if models::SOURCES.iter().all(|s| bm.iter().any(|(t, _)| t == s.table)) {
-        Ok(Some(bm))
+    if models::SOURCES.iter().all(|s| marks.iter().any(|(t, _)| t == s.table)) {
+        Ok(Some(Bookmarks { marks, snapshot_us }))
     } else {
         Ok(None)
     }
@@ -319,9 +338,16 @@ fn build_steps(
     // figures the checks compare with.
     let mut snap: Option<(crate::pg::Connection, String)> = None;
     let mut figures = None;
+    let mut snapshot_us: Option<i64> = None;
     step("snapshot", &mut || {
         let (mut conn, id) = snapshot::export(&p.cfg).map_err(|e| e.to_string())?;
         figures = Some(source_figures(&mut conn)?);
+        snapshot_us = conn
+            .simple_query("SELECT (extract(epoch FROM now()) * 1000000)::bigint")
+            .map_err(|e| format!("reading the snapshot's time: {e}"))?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| v.parse::<i64>().ok());
         snap = Some((conn, id));
         Ok(None)
     })?;
@@ -341,6 +367,7 @@ fn build_steps(
         work.query(&format!(
             "CREATE SCHEMA IF NOT EXISTS {bronze}; CREATE TABLE IF NOT EXISTS {gold}.pagila_bookmarks \
              (source_table VARCHAR, bookmark_column VARCHAR, high_water TIMESTAMPTZ, high_water_us BIGINT, \
+             snapshot_us BIGINT, \
              run_id BIGINT, updated_at TIMESTAMPTZ)"
         ))
         .map_err(|e| e.to_string())?;
@@ -415,16 +442,28 @@ fn build_steps(
                         .map(|k| format!("b.{0} = c.{0}", models::quote_ident(k)))
                         .collect::<Vec<_>>()
                         .join(" AND ");
-                    let old = bm.iter().find(|(n, _)| n == t).and_then(|(_, v)| *v);
-                    let filter = match old {
-                        Some(us) => format!(
+                    let old = bm.marks.iter().find(|(n, _)| n == t).and_then(|(_, v)| *v);
+                    // Rows past the mark, and rows that may have committed after the
+                    // last run's snapshot with an older timestamp (last_update is the
+                    // writing transaction's start): those start at most `lookback`
+                    // before that snapshot. Old bulk-loaded rows at the mark itself are
+                    // not read again.
+                    let col = crate::pg::quote_ident(src.changed);
+                    let ts = |us: i64| format!("timestamptz 'epoch' + {us} * interval '1 microsecond'");
+                    let filter = match (old, bm.snapshot_us) {
+                        (Some(us), Some(snap)) => format!(
                             ", filter := {}",
                             quote_literal(&format!(
-                                "{} >= timestamptz 'epoch' + {us} * interval '1 microsecond' - interval '{lookback}'",
-                                crate::pg::quote_ident(src.changed)
+                                "{col} > {} OR {col} >= {} - interval '{lookback}'",
+                                ts(us),
+                                ts(snap)
                             ))
                         ),
-                        None => String::new(),
+                        (Some(us), None) => format!(
+                            ", filter := {}",
+                            quote_literal(&format!("{col} >= {} - interval '{lookback}'", ts(us)))
+                        ),
+                        (None, _) => String::new(),
                     };
                     let changed = format!("temp.main.pagila_changed_{t}");
                     let sql = format!(
@@ -489,12 +528,13 @@ fn build_steps(
             })?;
         }
         // The bookmarks advance with the build: in its transaction.
+        let snap = snapshot_us.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
         let values: Vec<String> = high_water
             .iter()
             .map(|(t, c, us)| {
                 let us = us.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
                 format!(
-                    "({}, {}, make_timestamp({us})::TIMESTAMPTZ, {us}, {run_id}, now())",
+                    "({}, {}, to_timestamp({us} / 1000000.0), {us}, {snap}, {run_id}, now())",
                     quote_literal(t),
                     quote_literal(c)
                 )
@@ -510,7 +550,18 @@ fn build_steps(
         })?;
         let mut checks = Vec::new();
         step("checks", &mut || {
-            checks = run_checks(&work, &p.schemas, run_id, &figures)?;
+            // Without detect_deletes, rows deleted in Postgres stay in bronze (and
+            // so in the star) until a run that looks for them: reconcile with what
+            // was loaded then, not with Postgres' counts.
+            let bronze_figures;
+            let against = match incremental {
+                Some((_, false, _)) => {
+                    bronze_figures = figures_from_bronze(&work, &p.schemas)?;
+                    &bronze_figures
+                }
+                _ => &figures,
+            };
+            checks = run_checks(&work, &p.schemas, run_id, against)?;
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| !c.ok)
