@@ -16,11 +16,12 @@ FROM before;
 SELECT source_table, bookmark_column, high_water FROM gold.pagila_bookmarks
 WHERE source_table IN ('customer', 'payment', 'rental') ORDER BY source_table;
 
-.print '-- incremental build: rows read from Postgres per source table, rows merged per model'
+.print '-- incremental build (detect_deletes): rows read from Postgres per source table, rows merged per model'
 CREATE TEMP TABLE inc_steps AS
-FROM pagila_build_star(dsn := getenv('PAGILA_DSN'), mode := 'incremental');
-SELECT replace(step, 'bronze.', '') AS source_table, "rows" AS rows_read
-FROM inc_steps WHERE step LIKE 'bronze.%' AND "rows" > 0 ORDER BY "rows" DESC;
+FROM pagila_build_star(dsn := getenv('PAGILA_DSN'), mode := 'incremental', detect_deletes := true);
+SELECT replace(r.step, 'bronze.', '') AS source_table, r."rows" AS rows_read, d."rows" AS rows_deleted
+FROM inc_steps r LEFT JOIN inc_steps d ON d.step = replace(r.step, 'bronze.', 'deletes.')
+WHERE r.step LIKE 'bronze.%' AND (r."rows" > 0 OR d."rows" > 0) ORDER BY r."rows" DESC;
 SELECT step AS model, "rows" AS rows_merged, round(seconds, 3) AS seconds
 FROM inc_steps WHERE step LIKE 'gold.%' AND "rows" IS NOT NULL ORDER BY "rows" DESC LIMIT 8;
 SELECT count(*) AS steps, round(sum(seconds), 2) AS total_seconds,
