@@ -22,8 +22,8 @@
 -- a full build (dims/scd2_scope_full), the changed ones in an incremental build
 -- (incremental/scd2_scope). A full build therefore keeps the recorded history and adds to it
 -- exactly what an incremental build would. What was decided is left in temp pagila_scd_customer
--- (customer_id, action, at): the incremental facts re-point facts of that customer dated at or
--- after `at`.
+-- (customer_id, action, switch_at): the incremental facts re-point facts of that customer dated at or
+-- after switch_at.
 -- Source: silver stg_customer, stg_address, keymap_customer_version, gold dim_customer itself.
 CREATE TABLE IF NOT EXISTS {{gold}}.dim_customer (
     customer_key   INTEGER NOT NULL,
@@ -67,6 +67,7 @@ INSERT INTO {{silver}}.keymap_customer_version (customer_id, valid_from, custome
 SELECT d.customer_id, d.valid_from, d.customer_key, {{run_id}}
 FROM {{gold}}.dim_customer AS d
 WHERE d.customer_key > 0
+  AND d.customer_id IN (SELECT customer_id FROM temp.pagila_scd_scope_customer)
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_customer_version AS k
                   WHERE k.customer_key = d.customer_key);
 
@@ -90,16 +91,16 @@ SELECT
     a.city,
     a.country,
     coalesce(greatest(c.last_update, a.changed_at), make_timestamp(epoch_us(now()))) AS changed_at
-FROM {{silver}}.stg_customer AS c
-LEFT JOIN {{silver}}.stg_address AS a ON a.address_id = c.address_id
-WHERE c.customer_id IN (SELECT customer_id FROM temp.pagila_scd_scope_customer);
+FROM (SELECT * FROM {{silver}}.stg_customer
+      WHERE customer_id IN (SELECT customer_id FROM temp.pagila_scd_scope_customer)) AS c
+LEFT JOIN {{silver}}.stg_address AS a ON a.address_id = c.address_id;
 
 -- One decision per customer whose versions change:
 --   open_first  never seen: first version from 1900-01-01
 --   change      a tracked attribute differs from the current version: close it, open a new one
 --   delete      gone from the source: close the current version and mark it deleted
 --   reopen      back after a delete: new version from the delete's instant
--- `at` is the instant the current version closes and/or the new one opens.
+-- switch_at is the instant the current version closes and/or the new one opens.
 CREATE OR REPLACE TEMP TABLE pagila_scd_customer AS
 WITH latest AS (
     SELECT d.*
@@ -135,7 +136,7 @@ SELECT
         WHEN 'change' THEN greatest(changed_at, latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'delete' THEN greatest(make_timestamp(epoch_us(now())), latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'reopen' THEN latest_to
-    END AS at
+    END AS switch_at
 FROM decided
 WHERE action IS NOT NULL;
 
@@ -143,18 +144,18 @@ WHERE action IS NOT NULL;
 INSERT INTO {{silver}}.keymap_customer_version (customer_id, valid_from, customer_key, first_run_id)
 SELECT
     a.customer_id,
-    a.at,
+    a.switch_at,
     (SELECT coalesce(max(k.customer_key), 0) FROM {{silver}}.keymap_customer_version AS k)
-        + row_number() OVER (ORDER BY a.customer_id, a.at),
+        + row_number() OVER (ORDER BY a.customer_id, a.switch_at),
     {{run_id}}
 FROM temp.pagila_scd_customer AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_customer_version AS k
-                  WHERE k.customer_id = a.customer_id AND k.valid_from = a.at);
+                  WHERE k.customer_id = a.customer_id AND k.valid_from = a.switch_at);
 
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_customer AS d
-SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
+SET valid_to = a.switch_at, is_current = false, is_deleted = (a.action = 'delete')
 FROM temp.pagila_scd_customer AS a
 WHERE d.customer_id = a.customer_id AND d.is_current AND a.action IN ('change', 'delete');
 
@@ -163,13 +164,13 @@ INSERT INTO {{gold}}.dim_customer BY NAME
 SELECT
     k.customer_key,
     s.* EXCLUDE (changed_at),
-    a.at            AS valid_from,
+    a.switch_at     AS valid_from,
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
 FROM temp.pagila_scd_customer AS a
 JOIN temp.pagila_scd_src_customer AS s ON s.customer_id = a.customer_id
-JOIN {{silver}}.keymap_customer_version AS k ON k.customer_id = a.customer_id AND k.valid_from = a.at
+JOIN {{silver}}.keymap_customer_version AS k ON k.customer_id = a.customer_id AND k.valid_from = a.switch_at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.customer_key;
 

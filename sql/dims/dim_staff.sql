@@ -23,8 +23,8 @@
 -- full build (dims/scd2_scope_full), the changed ones in an incremental build
 -- (incremental/scd2_scope). A full build therefore keeps the recorded history and adds to it
 -- exactly what an incremental build would. What was decided is left in temp pagila_scd_staff
--- (staff_id, action, at): the incremental facts re-point facts of that staff member dated at or
--- after `at`.
+-- (staff_id, action, switch_at): the incremental facts re-point facts of that staff member dated at or
+-- after switch_at.
 -- Source: silver stg_staff, stg_address, keymap_staff_version, gold dim_staff itself.
 CREATE TABLE IF NOT EXISTS {{gold}}.dim_staff (
     staff_key   INTEGER NOT NULL,
@@ -62,6 +62,7 @@ INSERT INTO {{silver}}.keymap_staff_version (staff_id, valid_from, staff_key, fi
 SELECT d.staff_id, d.valid_from, d.staff_key, {{run_id}}
 FROM {{gold}}.dim_staff AS d
 WHERE d.staff_key > 0
+  AND d.staff_id IN (SELECT staff_id FROM temp.pagila_scd_scope_staff)
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_staff_version AS k
                   WHERE k.staff_key = d.staff_key);
 
@@ -79,16 +80,16 @@ SELECT
     a.city,
     a.country,
     coalesce(greatest(x.last_update, a.changed_at), make_timestamp(epoch_us(now()))) AS changed_at
-FROM {{silver}}.stg_staff AS x
-LEFT JOIN {{silver}}.stg_address AS a ON a.address_id = x.address_id
-WHERE x.staff_id IN (SELECT staff_id FROM temp.pagila_scd_scope_staff);
+FROM (SELECT * FROM {{silver}}.stg_staff
+      WHERE staff_id IN (SELECT staff_id FROM temp.pagila_scd_scope_staff)) AS x
+LEFT JOIN {{silver}}.stg_address AS a ON a.address_id = x.address_id;
 
 -- One decision per staff member whose versions change:
 --   open_first  never seen: first version from 1900-01-01
 --   change      a tracked attribute differs from the current version: close it, open a new one
 --   delete      gone from the source: close the current version and mark it deleted
 --   reopen      back after a delete: new version from the delete's instant
--- `at` is the instant the current version closes and/or the new one opens.
+-- switch_at is the instant the current version closes and/or the new one opens.
 CREATE OR REPLACE TEMP TABLE pagila_scd_staff AS
 WITH latest AS (
     SELECT d.*
@@ -122,7 +123,7 @@ SELECT
         WHEN 'change' THEN greatest(changed_at, latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'delete' THEN greatest(make_timestamp(epoch_us(now())), latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'reopen' THEN latest_to
-    END AS at
+    END AS switch_at
 FROM decided
 WHERE action IS NOT NULL;
 
@@ -130,18 +131,18 @@ WHERE action IS NOT NULL;
 INSERT INTO {{silver}}.keymap_staff_version (staff_id, valid_from, staff_key, first_run_id)
 SELECT
     a.staff_id,
-    a.at,
+    a.switch_at,
     (SELECT coalesce(max(k.staff_key), 0) FROM {{silver}}.keymap_staff_version AS k)
-        + row_number() OVER (ORDER BY a.staff_id, a.at),
+        + row_number() OVER (ORDER BY a.staff_id, a.switch_at),
     {{run_id}}
 FROM temp.pagila_scd_staff AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_staff_version AS k
-                  WHERE k.staff_id = a.staff_id AND k.valid_from = a.at);
+                  WHERE k.staff_id = a.staff_id AND k.valid_from = a.switch_at);
 
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_staff AS d
-SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
+SET valid_to = a.switch_at, is_current = false, is_deleted = (a.action = 'delete')
 FROM temp.pagila_scd_staff AS a
 WHERE d.staff_id = a.staff_id AND d.is_current AND a.action IN ('change', 'delete');
 
@@ -150,13 +151,13 @@ INSERT INTO {{gold}}.dim_staff BY NAME
 SELECT
     k.staff_key,
     s.* EXCLUDE (changed_at),
-    a.at            AS valid_from,
+    a.switch_at     AS valid_from,
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
 FROM temp.pagila_scd_staff AS a
 JOIN temp.pagila_scd_src_staff AS s ON s.staff_id = a.staff_id
-JOIN {{silver}}.keymap_staff_version AS k ON k.staff_id = a.staff_id AND k.valid_from = a.at
+JOIN {{silver}}.keymap_staff_version AS k ON k.staff_id = a.staff_id AND k.valid_from = a.switch_at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.staff_key;
 

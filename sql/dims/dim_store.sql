@@ -22,8 +22,8 @@
 -- Runs in both modes on temp pagila_scd_scope_store, the stores to merge: every store in a full
 -- build (dims/scd2_scope_full), the changed ones in an incremental build (incremental/scd2_scope).
 -- A full build therefore keeps the recorded history and adds to it exactly what an incremental
--- build would. What was decided is left in temp pagila_scd_store (store_id, action, at): the
--- incremental facts re-point facts of that store dated at or after `at`.
+-- build would. What was decided is left in temp pagila_scd_store (store_id, action, switch_at): the
+-- incremental facts re-point facts of that store dated at or after switch_at.
 -- Source: silver stg_store, keymap_store_version, gold dim_store itself.
 CREATE TABLE IF NOT EXISTS {{gold}}.dim_store (
     store_key         INTEGER NOT NULL,
@@ -60,6 +60,7 @@ INSERT INTO {{silver}}.keymap_store_version (store_id, valid_from, store_key, fi
 SELECT d.store_id, d.valid_from, d.store_key, {{run_id}}
 FROM {{gold}}.dim_store AS d
 WHERE d.store_key > 0
+  AND d.store_id IN (SELECT store_id FROM temp.pagila_scd_scope_store)
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_store_version AS k
                   WHERE k.store_key = d.store_key);
 
@@ -85,7 +86,7 @@ WHERE x.store_id IN (SELECT store_id FROM temp.pagila_scd_scope_store);
 --   change      a tracked attribute differs from the current version: close it, open a new one
 --   delete      gone from the source: close the current version and mark it deleted
 --   reopen      back after a delete: new version from the delete's instant
--- `at` is the instant the current version closes and/or the new one opens.
+-- switch_at is the instant the current version closes and/or the new one opens.
 CREATE OR REPLACE TEMP TABLE pagila_scd_store AS
 WITH latest AS (
     SELECT d.*
@@ -119,7 +120,7 @@ SELECT
         WHEN 'change' THEN greatest(changed_at, latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'delete' THEN greatest(make_timestamp(epoch_us(now())), latest_from + INTERVAL 1 MICROSECOND)
         WHEN 'reopen' THEN latest_to
-    END AS at
+    END AS switch_at
 FROM decided
 WHERE action IS NOT NULL;
 
@@ -127,18 +128,18 @@ WHERE action IS NOT NULL;
 INSERT INTO {{silver}}.keymap_store_version (store_id, valid_from, store_key, first_run_id)
 SELECT
     a.store_id,
-    a.at,
+    a.switch_at,
     (SELECT coalesce(max(k.store_key), 0) FROM {{silver}}.keymap_store_version AS k)
-        + row_number() OVER (ORDER BY a.store_id, a.at),
+        + row_number() OVER (ORDER BY a.store_id, a.switch_at),
     {{run_id}}
 FROM temp.pagila_scd_store AS a
 WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_store_version AS k
-                  WHERE k.store_id = a.store_id AND k.valid_from = a.at);
+                  WHERE k.store_id = a.store_id AND k.valid_from = a.switch_at);
 
 -- Close the current versions that changed or were deleted.
 UPDATE {{gold}}.dim_store AS d
-SET valid_to = a.at, is_current = false, is_deleted = (a.action = 'delete')
+SET valid_to = a.switch_at, is_current = false, is_deleted = (a.action = 'delete')
 FROM temp.pagila_scd_store AS a
 WHERE d.store_id = a.store_id AND d.is_current AND a.action IN ('change', 'delete');
 
@@ -147,13 +148,13 @@ INSERT INTO {{gold}}.dim_store BY NAME
 SELECT
     k.store_key,
     s.* EXCLUDE (changed_at),
-    a.at            AS valid_from,
+    a.switch_at     AS valid_from,
     NULL::TIMESTAMP AS valid_to,
     true            AS is_current,
     false           AS is_deleted
 FROM temp.pagila_scd_store AS a
 JOIN temp.pagila_scd_src_store AS s ON s.store_id = a.store_id
-JOIN {{silver}}.keymap_store_version AS k ON k.store_id = a.store_id AND k.valid_from = a.at
+JOIN {{silver}}.keymap_store_version AS k ON k.store_id = a.store_id AND k.valid_from = a.switch_at
 WHERE a.action IN ('open_first', 'change', 'reopen')
 ORDER BY k.store_key;
 

@@ -7,9 +7,19 @@
 --   payment_count, payment_total),
 --   rentals of films whose rental_duration changed (temp pagila_chg_film_duration: days_late),
 --   rentals of a customer, staff member or store whose SCD2 versions changed in this run
---   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the change:
---   they now point at another version.
+--   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
+--   they now point at another version, and rentals still pointing at -1 for an entity that got
+--   its first version.
 -- Leaves temp pagila_inc_old_fact_rental: the replaced and removed rows as they were (for the marts).
+-- Earliest switch of a version that existing facts may have to follow (NULL: none). A variable,
+-- so the scans below skip every row group dated before it.
+SET VARIABLE pagila_since_customer = (SELECT min(switch_at) FROM temp.pagila_scd_customer
+                                      WHERE action <> 'open_first');
+SET VARIABLE pagila_since_staff = (SELECT min(switch_at) FROM temp.pagila_scd_staff
+                                   WHERE action <> 'open_first');
+SET VARIABLE pagila_since_store = (SELECT min(switch_at) FROM temp.pagila_scd_store
+                                   WHERE action <> 'open_first');
+
 CREATE OR REPLACE TEMP TABLE pagila_inc_aff_rental AS
 SELECT rental_id FROM temp.pagila_chg_rental
 UNION
@@ -19,13 +29,28 @@ SELECT r.rental_id FROM {{silver}}.stg_rental AS r
 WHERE r.film_id IN (SELECT film_id FROM temp.pagila_chg_film_duration)
 UNION
 SELECT r.rental_id FROM {{silver}}.stg_rental AS r
-JOIN temp.pagila_scd_customer AS a ON a.customer_id = r.customer_id AND r.rental_date >= a.at
+JOIN temp.pagila_scd_customer AS a
+  ON a.customer_id = r.customer_id AND r.rental_date >= a.switch_at AND a.action <> 'open_first'
+WHERE r.rental_date >= getvariable('pagila_since_customer')
 UNION
 SELECT r.rental_id FROM {{silver}}.stg_rental AS r
-JOIN temp.pagila_scd_staff AS a ON a.staff_id = r.staff_id AND r.rental_date >= a.at
+JOIN temp.pagila_scd_staff AS a
+  ON a.staff_id = r.staff_id AND r.rental_date >= a.switch_at AND a.action <> 'open_first'
+WHERE r.rental_date >= getvariable('pagila_since_staff')
 UNION
 SELECT r.rental_id FROM {{silver}}.stg_rental AS r
-JOIN temp.pagila_scd_store AS a ON a.store_id = r.store_id AND r.rental_date >= a.at;
+JOIN temp.pagila_scd_store AS a
+  ON a.store_id = r.store_id AND r.rental_date >= a.switch_at AND a.action <> 'open_first'
+WHERE r.rental_date >= getvariable('pagila_since_store')
+UNION
+-- An entity seen for the first time has had no version: its facts, if any, point at -1.
+SELECT f.rental_id
+FROM (SELECT rental_id FROM {{gold}}.fact_rental
+      WHERE customer_key = -1 OR store_key = -1 OR staff_key = -1) AS f
+JOIN {{silver}}.stg_rental AS r ON r.rental_id = f.rental_id
+WHERE r.customer_id IN (SELECT customer_id FROM temp.pagila_scd_customer WHERE action = 'open_first')
+   OR r.staff_id IN (SELECT staff_id FROM temp.pagila_scd_staff WHERE action = 'open_first')
+   OR r.store_id IN (SELECT store_id FROM temp.pagila_scd_store WHERE action = 'open_first');
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_old_fact_rental AS
 SELECT * FROM {{gold}}.fact_rental
@@ -47,6 +72,19 @@ paid AS (
     FROM {{silver}}.stg_payment
     WHERE rental_id IN (SELECT rental_id FROM r)
     GROUP BY rental_id
+),
+-- the versions of the entities these rentals reference, not whole dimensions
+dc AS (
+    SELECT customer_key, customer_id, valid_from, valid_to FROM {{gold}}.dim_customer
+    WHERE customer_id IN (SELECT customer_id FROM r)
+),
+ds AS (
+    SELECT store_key, store_id, valid_from, valid_to FROM {{gold}}.dim_store
+    WHERE store_id IN (SELECT store_id FROM r)
+),
+dst AS (
+    SELECT staff_key, staff_id, valid_from, valid_to FROM {{gold}}.dim_staff
+    WHERE staff_id IN (SELECT staff_id FROM r)
 )
 SELECT
     r.rental_id,
@@ -71,16 +109,16 @@ LEFT JOIN paid ON paid.rental_id = r.rental_id
 LEFT JOIN {{silver}}.stg_film AS f ON f.film_id = r.film_id
 LEFT JOIN {{gold}}.dim_date AS drd ON drd.date = r.rental_date::DATE
 LEFT JOIN {{gold}}.dim_date AS dret ON dret.date = r.return_date::DATE
-LEFT JOIN {{gold}}.dim_customer AS dc
+LEFT JOIN dc
        ON dc.customer_id = r.customer_id
       AND dc.valid_from <= r.rental_date
       AND r.rental_date < coalesce(dc.valid_to, TIMESTAMP 'infinity')
 LEFT JOIN {{gold}}.dim_film AS df ON df.film_id = r.film_id
-LEFT JOIN {{gold}}.dim_store AS ds
+LEFT JOIN ds
        ON ds.store_id = r.store_id
       AND ds.valid_from <= r.rental_date
       AND r.rental_date < coalesce(ds.valid_to, TIMESTAMP 'infinity')
-LEFT JOIN {{gold}}.dim_staff AS dst
+LEFT JOIN dst
        ON dst.staff_id = r.staff_id
       AND dst.valid_from <= r.rental_date
       AND r.rental_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')

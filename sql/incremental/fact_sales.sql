@@ -4,9 +4,19 @@
 --   payments inserted, updated or deleted (temp pagila_chg_payment, deletes are only removed),
 --   payments of a rental whose staged row changed (temp pagila_chg_rental: film and store),
 --   payments of a customer, staff member or store whose SCD2 versions changed in this run
---   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the change:
---   they now point at another version.
+--   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
+--   they now point at another version, and payments still pointing at -1 for an entity that
+--   got its first version.
 -- Leaves temp pagila_inc_old_fact_sales: the replaced and removed rows as they were (for the marts).
+-- Earliest switch of a version that existing facts may have to follow (NULL: none). A variable,
+-- so the scans below skip every row group dated before it.
+SET VARIABLE pagila_since_customer = (SELECT min(switch_at) FROM temp.pagila_scd_customer
+                                      WHERE action <> 'open_first');
+SET VARIABLE pagila_since_staff = (SELECT min(switch_at) FROM temp.pagila_scd_staff
+                                   WHERE action <> 'open_first');
+SET VARIABLE pagila_since_store = (SELECT min(switch_at) FROM temp.pagila_scd_store
+                                   WHERE action <> 'open_first');
+
 CREATE OR REPLACE TEMP TABLE pagila_inc_aff_payment AS
 SELECT payment_id FROM temp.pagila_chg_payment
 UNION
@@ -14,16 +24,31 @@ SELECT p.payment_id FROM {{silver}}.stg_payment AS p
 WHERE p.rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental)
 UNION
 SELECT p.payment_id FROM {{silver}}.stg_payment AS p
-JOIN temp.pagila_scd_customer AS a ON a.customer_id = p.customer_id AND p.payment_date >= a.at
+JOIN temp.pagila_scd_customer AS a
+  ON a.customer_id = p.customer_id AND p.payment_date >= a.switch_at AND a.action <> 'open_first'
+WHERE p.payment_date >= getvariable('pagila_since_customer')
 UNION
 SELECT p.payment_id FROM {{silver}}.stg_payment AS p
-JOIN temp.pagila_scd_staff AS a ON a.staff_id = p.staff_id AND p.payment_date >= a.at
+JOIN temp.pagila_scd_staff AS a
+  ON a.staff_id = p.staff_id AND p.payment_date >= a.switch_at AND a.action <> 'open_first'
+WHERE p.payment_date >= getvariable('pagila_since_staff')
 UNION
 SELECT p.payment_id FROM {{silver}}.stg_payment AS p
-JOIN (SELECT r.rental_id, a.at
+JOIN (SELECT r.rental_id, a.switch_at
       FROM {{silver}}.stg_rental AS r
-      JOIN temp.pagila_scd_store AS a ON a.store_id = r.store_id) AS x
-  ON x.rental_id = p.rental_id AND p.payment_date >= x.at;
+      JOIN temp.pagila_scd_store AS a ON a.store_id = r.store_id AND a.action <> 'open_first') AS x
+  ON x.rental_id = p.rental_id AND p.payment_date >= x.switch_at
+WHERE p.payment_date >= getvariable('pagila_since_store')
+UNION
+-- An entity seen for the first time has had no version: its facts, if any, point at -1.
+SELECT f.payment_id
+FROM (SELECT payment_id FROM {{gold}}.fact_sales
+      WHERE customer_key = -1 OR store_key = -1 OR staff_key = -1) AS f
+JOIN {{silver}}.stg_payment AS p ON p.payment_id = f.payment_id
+LEFT JOIN {{silver}}.stg_rental AS r ON r.rental_id = p.rental_id
+WHERE p.customer_id IN (SELECT customer_id FROM temp.pagila_scd_customer WHERE action = 'open_first')
+   OR p.staff_id IN (SELECT staff_id FROM temp.pagila_scd_staff WHERE action = 'open_first')
+   OR r.store_id IN (SELECT store_id FROM temp.pagila_scd_store WHERE action = 'open_first');
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_old_fact_sales AS
 SELECT * FROM {{gold}}.fact_sales
@@ -40,6 +65,19 @@ WITH p AS (
 r AS (
     SELECT * FROM {{silver}}.stg_rental
     WHERE rental_id IN (SELECT rental_id FROM p)
+),
+-- the versions of the entities these payments reference, not whole dimensions
+dc AS (
+    SELECT customer_key, customer_id, valid_from, valid_to FROM {{gold}}.dim_customer
+    WHERE customer_id IN (SELECT customer_id FROM p)
+),
+ds AS (
+    SELECT store_key, store_id, valid_from, valid_to FROM {{gold}}.dim_store
+    WHERE store_id IN (SELECT store_id FROM r)
+),
+dst AS (
+    SELECT staff_key, staff_id, valid_from, valid_to FROM {{gold}}.dim_staff
+    WHERE staff_id IN (SELECT staff_id FROM p)
 )
 SELECT
     p.payment_id,
@@ -55,16 +93,16 @@ FROM p
 LEFT JOIN r ON r.rental_id = p.rental_id
 LEFT JOIN {{gold}}.dim_date AS dd
        ON dd.date = p.payment_date::DATE
-LEFT JOIN {{gold}}.dim_customer AS dc
+LEFT JOIN dc
        ON dc.customer_id = p.customer_id
       AND dc.valid_from <= p.payment_date
       AND p.payment_date < coalesce(dc.valid_to, TIMESTAMP 'infinity')
 LEFT JOIN {{gold}}.dim_film AS df ON df.film_id = r.film_id
-LEFT JOIN {{gold}}.dim_store AS ds
+LEFT JOIN ds
        ON ds.store_id = r.store_id
       AND ds.valid_from <= p.payment_date
       AND p.payment_date < coalesce(ds.valid_to, TIMESTAMP 'infinity')
-LEFT JOIN {{gold}}.dim_staff AS dst
+LEFT JOIN dst
        ON dst.staff_id = p.staff_id
       AND dst.valid_from <= p.payment_date
       AND p.payment_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')

@@ -13,6 +13,15 @@ SELECT r.rental_id FROM {{bronze}}.rental AS r
 WHERE r.inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_stg_rental AS
+WITH r AS (
+    SELECT * FROM {{bronze}}.rental
+    WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental)
+),
+i AS (
+    -- only the copies of these rentals (joining the whole inventory would cost a full scan)
+    SELECT * FROM {{silver}}.stg_inventory
+    WHERE inventory_id IN (SELECT inventory_id FROM r)
+)
 SELECT
     r.rental_id::INTEGER                      AS rental_id,
     make_timestamp(epoch_us(r.rental_date))   AS rental_date,
@@ -23,9 +32,8 @@ SELECT
     r.customer_id::INTEGER                    AS customer_id,
     r.staff_id::INTEGER                       AS staff_id,
     make_timestamp(epoch_us(r.last_update))   AS last_update
-FROM {{bronze}}.rental AS r
-LEFT JOIN {{silver}}.stg_inventory AS i ON i.inventory_id = r.inventory_id
-WHERE r.rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental);
+FROM r
+LEFT JOIN i ON i.inventory_id = r.inventory_id;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_rental AS
 WITH old AS (

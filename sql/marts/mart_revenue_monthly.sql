@@ -11,7 +11,10 @@
 --   revenue_allocated DECIMAL(18,6): amount x bridge weighting_factor, rounded per payment
 --                  and category to 6 decimals, additive over categories too (grand total
 --                  equals total payments to within a few millionths).
+-- store_key is a version of the store (dim_store is SCD2): payments count under the version valid
+-- at payment_date, store_id identifies the store across versions.
 -- Source: gold fact_sales, dim_date, dim_store, bridge_film_category, dim_category.
+-- incremental/mart_revenue_monthly maintains the same rows in an incremental build.
 CREATE OR REPLACE TABLE {{gold}}.mart_revenue_monthly AS
 SELECT
     make_date(dd.year, dd.month, 1)                  AS month_start,
