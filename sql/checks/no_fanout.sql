@@ -6,7 +6,7 @@
 WITH expected AS (
     SELECT count(*)::BIGINT AS n, coalesce(sum(p.amount), 0)::DECIMAL(38,2) AS total
     FROM {{silver}}.stg_payment AS p
-    WHERE EXISTS (SELECT 1 FROM {{silver}}.stg_rental AS r WHERE r.rental_id = p.rental_id)
+    SEMI JOIN {{silver}}.stg_rental AS r ON r.rental_id = p.rental_id
 ),
 actual AS (
     SELECT coalesce(sum(payment_count), 0)::BIGINT AS n,

@@ -1,0 +1,80 @@
+-- check scd2_history: the SCD2 dimensions (dim_customer, dim_store, dim_staff) hold a sound history.
+-- Per dimension, each expected 0:
+--   scd2_current:<dim>     entities of silver staging without exactly one current version, plus
+--                          current versions of entities no longer in staging (they must be closed
+--                          and marked is_deleted)
+--   scd2_intervals:<dim>   versions that break the timeline: a first version not starting at
+--                          1900-01-01, valid_from >= valid_to, a gap or an overlap with the next
+--                          version (valid_to <> next valid_from), an open version that is not the
+--                          last, is_current <> (valid_to IS NULL), a current version marked deleted
+-- The unknown member (-1, natural key NULL) is left out. Version keys are covered by
+-- unknown_members (unique) and by the key maps' own constraints (never reused).
+-- Cheap on large dimensions: one aggregation per entity, the window only over entities that have
+-- more than one version.
+-- Returns: check VARCHAR, expected VARCHAR, actual VARCHAR, ok BOOLEAN.
+WITH versions AS (
+    SELECT 'dim_customer' AS dim, customer_id AS id, valid_from, valid_to, is_current, is_deleted
+    FROM {{gold}}.dim_customer WHERE customer_key <> -1
+    UNION ALL
+    SELECT 'dim_store', store_id, valid_from, valid_to, is_current, is_deleted
+    FROM {{gold}}.dim_store WHERE store_key <> -1
+    UNION ALL
+    SELECT 'dim_staff', staff_id, valid_from, valid_to, is_current, is_deleted
+    FROM {{gold}}.dim_staff WHERE staff_key <> -1
+),
+staged AS (
+    SELECT DISTINCT 'dim_customer' AS dim, customer_id AS id FROM {{silver}}.stg_customer
+    UNION ALL
+    SELECT DISTINCT 'dim_store', store_id FROM {{silver}}.stg_store
+    UNION ALL
+    SELECT DISTINCT 'dim_staff', staff_id FROM {{silver}}.stg_staff
+),
+per_id AS (
+    SELECT
+        dim,
+        id,
+        count(*) AS versions,
+        count(*) FILTER (WHERE is_current) AS current_versions,
+        count(*) FILTER (WHERE valid_from >= valid_to
+            OR is_current IS DISTINCT FROM (valid_to IS NULL)
+            OR (is_current AND is_deleted)
+            OR is_deleted IS NULL) AS bad_rows,
+        min(valid_from) AS first_from
+    FROM versions
+    GROUP BY dim, id
+),
+bad_current AS (
+    SELECT coalesce(p.dim, s.dim) AS dim,
+           count(*) FILTER (WHERE (s.id IS NOT NULL AND coalesce(p.current_versions, 0) <> 1)
+                              OR (s.id IS NULL AND p.current_versions > 0)) AS n
+    FROM per_id AS p
+    FULL OUTER JOIN staged AS s ON s.dim = p.dim AND s.id = p.id
+    GROUP BY 1
+),
+successions AS (
+    SELECT dim, valid_to, lead(valid_from) OVER (PARTITION BY dim, id ORDER BY valid_from) AS next_from
+    FROM versions
+    WHERE (dim, id) IN (SELECT dim, id FROM per_id WHERE versions > 1)
+),
+bad_intervals AS (
+    SELECT dim, sum(n) AS n FROM (
+        SELECT dim, bad_rows + (first_from <> TIMESTAMP '1900-01-01')::INTEGER AS n FROM per_id
+        UNION ALL
+        SELECT dim, 1 FROM successions
+        WHERE next_from IS NOT NULL AND valid_to IS DISTINCT FROM next_from
+    ) AS x
+    GROUP BY dim
+),
+dims AS (
+    SELECT unnest(['dim_customer', 'dim_store', 'dim_staff']) AS dim
+),
+results AS (
+    SELECT 'scd2_current:' || d.dim AS "check", coalesce(c.n, 0) AS n
+    FROM dims AS d LEFT JOIN bad_current AS c ON c.dim = d.dim
+    UNION ALL
+    SELECT 'scd2_intervals:' || d.dim, coalesce(i.n, 0)
+    FROM dims AS d LEFT JOIN bad_intervals AS i ON i.dim = d.dim
+)
+SELECT "check", '0' AS expected, n::VARCHAR AS actual, n = 0 AS ok
+FROM results
+ORDER BY "check";
