@@ -1,8 +1,8 @@
 -- check scd2_history: the SCD2 dimensions (dim_customer, dim_store, dim_staff) hold a sound history.
 -- Per dimension, each expected 0:
---   scd2_current:<dim>     entities of silver staging without exactly one current version, plus
---                          current versions of entities no longer in staging (they must be closed
---                          and marked is_deleted)
+--   scd2_current:<dim>     entities whose current versions are not exactly one (none when their
+--                          latest version is marked deleted), plus the difference between the
+--                          number of current versions and the number of entities in silver staging
 --   scd2_intervals:<dim>   versions that break the timeline: a first version not starting at
 --                          1900-01-01, valid_from >= valid_to, a gap or an overlap with the next
 --                          version (valid_to <> next valid_from), an open version that is not the
@@ -10,7 +10,7 @@
 -- The unknown member (-1, natural key NULL) is left out. Version keys are covered by
 -- unknown_members (unique) and by the key maps' own constraints (never reused).
 -- Cheap on large dimensions: one aggregation per entity, the window only over entities that have
--- more than one version.
+-- more than one version, staging only counted.
 -- Returns: check VARCHAR, expected VARCHAR, actual VARCHAR, ok BOOLEAN.
 WITH versions AS (
     SELECT 'dim_customer' AS dim, customer_id AS id, valid_from, valid_to, is_current, is_deleted
@@ -23,11 +23,11 @@ WITH versions AS (
     FROM {{gold}}.dim_staff WHERE staff_key <> -1
 ),
 staged AS (
-    SELECT DISTINCT 'dim_customer' AS dim, customer_id AS id FROM {{silver}}.stg_customer
+    SELECT 'dim_customer' AS dim, count(*) AS n FROM {{silver}}.stg_customer
     UNION ALL
-    SELECT DISTINCT 'dim_store', store_id FROM {{silver}}.stg_store
+    SELECT 'dim_store', count(*) FROM {{silver}}.stg_store
     UNION ALL
-    SELECT DISTINCT 'dim_staff', staff_id FROM {{silver}}.stg_staff
+    SELECT 'dim_staff', count(*) FROM {{silver}}.stg_staff
 ),
 per_id AS (
     SELECT
@@ -39,17 +39,23 @@ per_id AS (
             OR is_current IS DISTINCT FROM (valid_to IS NULL)
             OR (is_current AND is_deleted)
             OR is_deleted IS NULL) AS bad_rows,
-        min(valid_from) AS first_from
+        min(valid_from) AS first_from,
+        arg_max(is_deleted, valid_from) AS latest_deleted
     FROM versions
     GROUP BY dim, id
 ),
 bad_current AS (
-    SELECT coalesce(p.dim, s.dim) AS dim,
-           count(*) FILTER (WHERE (s.id IS NOT NULL AND coalesce(p.current_versions, 0) <> 1)
-                              OR (s.id IS NULL AND p.current_versions > 0)) AS n
-    FROM per_id AS p
-    FULL OUTER JOIN staged AS s ON s.dim = p.dim AND s.id = p.id
-    GROUP BY 1
+    SELECT s.dim,
+           coalesce(p.bad, 0) + abs(s.n - coalesce(p.current_versions, 0)) AS n
+    FROM staged AS s
+    LEFT JOIN (
+        SELECT dim,
+               count(*) FILTER (WHERE current_versions
+                                      <> CASE WHEN latest_deleted THEN 0 ELSE 1 END) AS bad,
+               sum(current_versions) AS current_versions
+        FROM per_id
+        GROUP BY dim
+    ) AS p ON p.dim = s.dim
 ),
 successions AS (
     SELECT dim, valid_to, lead(valid_from) OVER (PARTITION BY dim, id ORDER BY valid_from) AS next_from
