@@ -2,8 +2,15 @@
 //!
 //! `CALL pagila_build_star()` loads the bronze tables ([`SOURCE_TABLES`]), then runs every
 //! [`MODELS`] entry in order (each rendered with [`render`]), then every [`CHECKS`] query,
-//! all inside one DuckDB transaction. The SQL lives in `sql/` (one model per file, each
-//! with a header comment giving its grain, keys and sources).
+//! all inside one DuckDB transaction. An incremental build upserts bronze instead and runs
+//! [`INCREMENTAL_MODELS`] (then [`INCREMENTAL_CHECKS`], or [`CHECKS`] when time allows). The SQL
+//! lives in `sql/` (one model per file, each with a header comment giving its grain, keys and
+//! sources).
+//!
+//! dim_customer, dim_store and dim_staff keep SCD type 2 history in both modes (see the header
+//! of `sql/dims/dim_customer.sql` for the tracked and overwritten attributes and the validity
+//! rules). Models may create temp tables (`pagila_*`, working sets of one build, dropped by the
+//! last model, `cleanup`) and set the variables `pagila_since_*` (reset by `cleanup`).
 //!
 //! Placeholders (`{{name}}`) understood by the SQL:
 //! - every model and check: `bronze`, `silver`, `gold`, `compat` (schema names, already
@@ -235,7 +242,9 @@ pub const MODELS: &[Model] = &[
 /// reference them, the mart groups those facts fall in. The result equals a full build from the
 /// same source except for what a full build cannot know (closed SCD2 versions, members marked
 /// `is_deleted`, calendar days kept after deletes). Files shared with [`MODELS`] (key maps, the
-/// SCD2 dimensions, compat views) run unchanged.
+/// SCD2 dimensions, compat views, cleanup) run unchanged. A rerun without source change leaves
+/// every table as it was: rows re-read by the lookback window are compared with what is staged
+/// and go no further when equal.
 pub const INCREMENTAL_MODELS: &[Model] = &[
     model!(Silver, "setup", "schemas"),
     // Staging upserts; each leaves temp pagila_chg_<entity> with the keys whose row changed.
