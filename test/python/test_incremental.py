@@ -629,6 +629,98 @@ def lookback_of(r: int) -> str:
     return "0 seconds" if r % 4 == 0 else "10 minutes"
 
 
+def hand_changes(r: int, db: PrivateDb, state: dict) -> list[str]:
+    """Changes the simulator never makes, written after round r's simulate (as role pagila, the
+    triggers stamp last_update): renames that reach many rows through joins (category, city,
+    country, language), a store that moves, copies and customers that change store, rental
+    durations (days_late), a new film with copies, links and entities deleted, a lone payment
+    deleted. Deletes come just before rounds with detect_deletes, or earlier (found later).
+    Returns what was done, for the failure message."""
+    one = lambda sql, *p: db.query(sql, p or None)[0][0]  # noqa: E731
+    done = []
+
+    def run(label: str, sql: str, *params):
+        db.query(sql + " RETURNING 1", params or None)
+        done.append(f"round {r}: {label}")
+
+    if r == 2:
+        addr = one("INSERT INTO address (address, district, city_id, phone) VALUES ('1 Test Lane', 'Nowhere', "
+                   "(SELECT min(city_id) FROM city), '') RETURNING address_id")
+        # inactive: the simulator only rents to active customers, so it can be deleted later
+        state["gone_customer"] = one(
+            "INSERT INTO customer (store_id, first_name, last_name, email, address_id, activebool, active) "
+            "VALUES (1, 'Gone', 'Soon', 'gone@example.org', %s, false, 0) RETURNING customer_id", addr)
+        run("category renamed", "UPDATE category SET name = 'Renamed ' || name "
+            "WHERE category_id = (SELECT min(category_id) FROM category)")
+        run("rental_duration of 5 films", "UPDATE film SET rental_duration = rental_duration + 2 "
+            "WHERE film_id IN (SELECT film_id FROM film ORDER BY film_id LIMIT 5)")
+        run("a customer's home store", "UPDATE customer SET store_id = 3 - store_id WHERE customer_id = "
+            "(SELECT min(customer_id) FROM customer WHERE store_id IN (1, 2) AND active = 1)")
+        run("a film_category link deleted (found in round 3)", "DELETE FROM film_category WHERE film_id = "
+            "(SELECT max(film_id) FROM film_category) AND category_id = (SELECT min(category_id) FROM film_category "
+            "WHERE film_id = (SELECT max(film_id) FROM film_category))")
+    elif r == 3:
+        run("an inactive customer without rentals deleted", "DELETE FROM customer WHERE customer_id = %s",
+            state["gone_customer"])
+        film = one("SELECT min(film_id) FROM film_actor")
+        run("a film's actor links deleted", "DELETE FROM film_actor WHERE film_id = %s", film)
+        film = one("SELECT film_id FROM film_category fc WHERE EXISTS (SELECT 1 FROM inventory i JOIN rental r "
+                   "USING (inventory_id) WHERE i.film_id = fc.film_id) ORDER BY film_id LIMIT 1")
+        run("a rented film's category links deleted", "DELETE FROM film_category WHERE film_id = %s", film)
+        actor = one("SELECT max(actor_id) FROM actor")
+        db.query("DELETE FROM film_actor WHERE actor_id = %s RETURNING 1", [actor])
+        run("an actor deleted", "DELETE FROM actor WHERE actor_id = %s", actor)
+        run("a lone payment deleted (its rental stays)", "DELETE FROM payment WHERE payment_id = "
+            "(SELECT min(payment_id) FROM payment WHERE rental_id IS NOT NULL)")
+        run("a customer's city renamed", "UPDATE city SET city = city || ' Renamed' WHERE city_id = "
+            "(SELECT a.city_id FROM customer c JOIN address a USING (address_id) ORDER BY c.customer_id "
+            "LIMIT 1 OFFSET 10)")
+    elif r == 4:
+        run("store 1 moves (its address changes)", "UPDATE address SET address = 'Moved ' || address "
+            "WHERE address_id = (SELECT address_id FROM store WHERE store_id = 1)")
+        run("a customer's country renamed", "UPDATE country SET country = country || ' Renamed' WHERE country_id = "
+            "(SELECT ci.country_id FROM customer c JOIN address a USING (address_id) JOIN city ci USING (city_id) "
+            "ORDER BY c.customer_id LIMIT 1 OFFSET 20)")
+        run("a rented copy moves to the other store", "UPDATE inventory SET store_id = 3 - store_id "
+            "WHERE inventory_id = (SELECT i.inventory_id FROM inventory i WHERE i.store_id IN (1, 2) "
+            "AND EXISTS (SELECT 1 FROM rental r WHERE r.inventory_id = i.inventory_id) "
+            "AND NOT EXISTS (SELECT 1 FROM rental r WHERE r.inventory_id = i.inventory_id AND r.return_date IS NULL) "
+            "ORDER BY 1 LIMIT 1)")
+    elif r == 5:
+        film = one("INSERT INTO film (title, description, release_year, language_id, rental_duration, rental_rate, "
+                   "length, replacement_cost, rating) VALUES ('TEST FILM', 'Made by the test', 2024, "
+                   "(SELECT min(language_id) FROM language), 3, 0.99, 90, 9.99, 'PG') RETURNING film_id")
+        db.query("INSERT INTO inventory (film_id, store_id) VALUES (%s, 1), (%s, 2) RETURNING 1", [film, film])
+        db.query("INSERT INTO film_category (film_id, category_id) VALUES (%s, (SELECT max(category_id) FROM "
+                 "category)) RETURNING 1", [film])
+        run("a new film with two copies, a category and an actor",
+            "INSERT INTO film_actor (actor_id, film_id) VALUES ((SELECT min(actor_id) FROM actor), %s)", film)
+    elif r == 6:
+        run("a language renamed (every film in it)", "UPDATE language SET name = 'Klingon' "
+            "WHERE language_id = (SELECT min(language_id) FROM language)")
+        run("one of a film's two categories deleted", "DELETE FROM film_category WHERE (film_id, category_id) = "
+            "(SELECT film_id, max(category_id) FROM film_category GROUP BY film_id HAVING count(*) > 1 "
+            "ORDER BY film_id LIMIT 1)")
+    elif r == 7:
+        run("a second category for a film", "INSERT INTO film_category (film_id, category_id) "
+            "SELECT min(film_id), (SELECT max(category_id) FROM category) FROM film_category "
+            "WHERE film_id NOT IN (SELECT film_id FROM film_category WHERE category_id = "
+            "(SELECT max(category_id) FROM category))")
+        run("another category renamed", "UPDATE category SET name = name || ' Too' "
+            "WHERE category_id = (SELECT min(category_id) + 1 FROM category)")
+        run("a staff member of a store without copies leaves", "UPDATE staff SET active = false WHERE staff_id = "
+            "(SELECT min(staff_id) FROM staff WHERE active AND store_id NOT IN (SELECT store_id FROM inventory) "
+            "AND staff_id NOT IN (SELECT manager_staff_id FROM store))")
+    elif r == 8:
+        run("the deleted customer comes back (same id)", "INSERT INTO customer (customer_id, store_id, first_name, "
+            "last_name, email, address_id, activebool, active) SELECT %s, 2, 'Back', 'Again', 'back@example.org', "
+            "min(address_id), false, 0 FROM address WHERE address = '1 Test Lane'", state["gone_customer"])
+        run("a returned rental changes customer", "UPDATE rental SET customer_id = customer_id + 1 WHERE rental_id = "
+            "(SELECT min(rental_id) FROM rental WHERE return_date IS NOT NULL AND customer_id < "
+            "(SELECT max(customer_id) FROM customer) - 10)")
+    return done
+
+
 def test_incremental_rounds_match_a_full_build(private_db, extension_path, tmp_path):
     db = private_db(1)
     inc_path = tmp_path / "incremental.duckdb"
@@ -637,12 +729,15 @@ def test_incremental_rounds_match_a_full_build(private_db, extension_path, tmp_p
     assert_rerun_changes_nothing(con, db.dsn)  # right after a full build
 
     summary = []
+    changes: list[str] = []
+    state: dict = {}
     simulated = {"address_changes": 0, "active_changes": 0, "deleted_rentals": 0}
     for r in range(1, ROUNDS + 1):
         delete_rate = 0.05 if r % 3 == 2 else 0.0
         counts = db.simulate(events=150, seed=r, delete_rate=delete_rate)
         for k in simulated:
             simulated[k] += max(counts[k], 0)
+        changes += hand_changes(r, db, state)
         detect, lookback = detect_on(r), lookback_of(r)
 
         marks = bookmarks(con)
@@ -680,6 +775,8 @@ def test_incremental_rounds_match_a_full_build(private_db, extension_path, tmp_p
             assert_rerun_changes_nothing(con, db.dsn)  # without detect_deletes, default lookback
 
     print("round, lookback, detect_deletes, rentals read, payments read, rentals deleted:", *summary, sep="\n  ")
+    print("changes besides the simulator's:", *changes, sep="\n  ")
+    assert len(changes) == 21, changes
     assert simulated["address_changes"] > 0 and simulated["active_changes"] > 0, simulated
     assert simulated["deleted_rentals"] > 0, simulated
     assert sum(s[5] or 0 for s in summary) > 0, "no round removed a deleted rental"
@@ -687,7 +784,10 @@ def test_incremental_rounds_match_a_full_build(private_db, extension_path, tmp_p
     # SCD2: customers that moved or changed their active flag have several versions, the facts
     # before the change point at the old one, those after at the new one
     multi = assert_scd2_sound(con)
-    assert multi["dim_customer"] > 0, multi
+    print("entities with several versions:", multi)
+    assert multi["dim_customer"] > 0 and multi["dim_store"] > 0, multi
+    assert con.execute("SELECT list(is_deleted ORDER BY valid_from) FROM gold.dim_customer WHERE customer_id = ?",
+                       [state["gone_customer"]]).fetchone()[0] == [True, False], "deleted, then back: two versions"
     split = customer_version_split(con)
     assert split, "no customer with payments both before and after a change of version"
 
