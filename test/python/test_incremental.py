@@ -851,6 +851,35 @@ def test_lookback_reads_late_commits(private_db, extension_path, tmp_path):
     con.close()
 
 
+def test_star_with_the_older_bookmarks_layout_keeps_building(extension_path, pagila_gen_dsn, tmp_path):
+    """A star whose gold.pagila_bookmarks has the issue's six columns (source_table,
+    bookmark_column, high_water, high_water_us, run_id, updated_at: what pagila_star wrote before
+    snapshot_us existed) goes on building, incrementally and in full, like the dimensions that
+    gain their SCD2 columns with ADD COLUMN IF NOT EXISTS. Reads pagila_gen only."""
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
+    full_build(con, pagila_gen_dsn)
+    con.execute("ALTER TABLE gold.pagila_bookmarks DROP COLUMN snapshot_us")
+    assert [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'gold' "
+                                      "AND table_name = 'pagila_bookmarks' ORDER BY ordinal_position").fetchall()] == [
+        "source_table", "bookmark_column", "high_water", "high_water_us", "run_id", "updated_at"]
+    marks = bookmarks(con)
+    snap = snapshot(con, "old")
+    problems = []
+    try:
+        incremental(con, pagila_gen_dsn)
+        assert_unchanged(con, snap, "an incremental run on a star with the older bookmarks")
+        assert bookmarks(con) == marks
+    except (duckdb.Error, AssertionError) as e:
+        problems.append(f"incremental: {redact(str(e))[:300]}")
+    try:
+        full_build(con, pagila_gen_dsn)
+        assert bookmarks(con) == marks
+    except (duckdb.Error, AssertionError) as e:
+        problems.append(f"full: {redact(str(e))[:300]}")
+    con.close()
+    assert not problems, "a star with the older bookmarks layout no longer builds:\n  " + "\n  ".join(problems)
+
+
 # ----------------------------------------------------------------------------- crash safety
 
 
