@@ -46,6 +46,9 @@ pub struct Source {
     pub key: &'static [&'static str],
     /// Rows with this column at or after (bookmark - lookback) are read again.
     pub changed: &'static str,
+    /// A key from a sequence, also bookmarked: rows past its mark are new whatever
+    /// their timestamp (a payment may be dated before the latest one).
+    pub id: Option<&'static str>,
 }
 
 /// Every source table, with its key and change column (payment has no
@@ -55,76 +58,91 @@ pub const SOURCES: &[Source] = &[
         table: "actor",
         key: &["actor_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "address",
         key: &["address_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "category",
         key: &["category_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "city",
         key: &["city_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "country",
         key: &["country_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "customer",
         key: &["customer_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "film",
         key: &["film_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "film_actor",
         key: &["actor_id", "film_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "film_category",
         key: &["film_id", "category_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "inventory",
         key: &["inventory_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "language",
         key: &["language_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "payment",
         key: &["payment_id"],
         changed: "payment_date",
+        id: Some("payment_id"),
     },
     Source {
         table: "rental",
         key: &["rental_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "staff",
         key: &["staff_id"],
         changed: "last_update",
+        id: None,
     },
     Source {
         table: "store",
         key: &["store_id"],
         changed: "last_update",
+        id: None,
     },
 ];
 
