@@ -809,7 +809,7 @@ def test_incremental_runs_during_live_writes(private_db, extension_path, tmp_pat
     inc_path = tmp_path / "incremental.duckdb"
     con = connect(extension_path, str(inc_path))
     full_build(con, db.dsn)
-    writers = [subprocess.Popen([str(GEN_BIN), "simulate", "--rate", "100/s", "--duration", "8s", "--seed", str(seed),
+    writers = [subprocess.Popen([str(GEN_BIN), "simulate", "--rate", "100/s", "--duration", "6s", "--seed", str(seed),
                                  "--delete-rate", "0.02", "--quiet"], env=db.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for seed in (31, 32)]
     runs = []
@@ -957,7 +957,7 @@ def crash_incremental(con, db: PrivateDb, admin_dsn: str, make_act, seed0: int):
     done by then) and acts on it. Retries while the run outruns the watcher. Returns
     (the exception, the hit, the snapshot taken before, the run id before)."""
     for attempt in range(8):
-        db.simulate(events=1500, seed=seed0 + attempt, delete_rate=0.01)
+        db.simulate(events=1000, seed=seed0 + attempt, delete_rate=0.01)
         before = snapshot(con, "before")
         run_before = last_run(con)[0]
         watcher = CopyWatcher(admin_dsn, db.name, r"\b(payment|rental)\b|payment_p\d", make_act(con))
