@@ -19,6 +19,9 @@ timestamps are the wall clock, so the bookmarks move forward with every round.
 - reruns: an incremental run with no change in between changes nothing at all.
 - lookback: a transaction that commits after a later one (its last_update is older than
   the bookmark) is only found because of the lookback.
+- live writes: incremental runs while two simulators write end equal to a full build.
+- payment's bookmark: a payment recorded late with an earlier date is still read.
+- upgrade: a star whose bookmarks have the issue's six columns goes on building.
 - crash safety: a backend killed, or the CALL interrupted, in the middle of an incremental
   run leaves the star and its bookmarks exactly as they were, the run is logged FAILED,
   and the next run catches up (equivalence with a full build again).
@@ -883,6 +886,30 @@ def test_lookback_reads_late_commits(private_db, extension_path, tmp_path):
     assert con.execute("SELECT count(*) FROM gold.dim_customer WHERE customer_id IN (?, ?)",
                        [late_id, early_id]).fetchone()[0] == 2, "a first-name change opened a version"
     assert_checks_pass(con, db.dsn, "after the late commit")
+    con.close()
+
+
+def test_payment_with_an_earlier_date_is_read(private_db, extension_path, tmp_path):
+    """payment has no last_update; its bookmark is the pair (payment_date, payment_id) "read in the
+    order of its primary key", so that payment rows past it "are new whatever their date's place"
+    (commit aeefafc). A payment recorded after the last run but dated before the bookmark (and
+    before the lookback), with a new payment_id, must reach the star: nothing is lost."""
+    db = private_db(1)
+    inc_path = tmp_path / "incremental.duckdb"
+    con = connect(extension_path, str(inc_path))
+    full_build(con, db.dsn)
+    db.simulate(events=50, seed=7)  # the bookmark moves to now
+    incremental(con, db.dsn)
+    (pid, pdate), = db.query(
+        "INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) "
+        "SELECT customer_id, staff_id, rental_id, 1.23, payment_date + interval '1 hour' FROM payment "
+        "WHERE payment_date < now() - interval '1 year' ORDER BY payment_id LIMIT 1 RETURNING payment_id, payment_date")
+    assert pid > max(i for (i,) in db.query("SELECT payment_id FROM payment WHERE payment_id <> %s", [pid]))
+    steps = incremental(con, db.dsn)
+    found = con.execute("SELECT count(*) FROM gold.fact_sales WHERE payment_id = ?", [pid]).fetchone()[0]
+    assert found == 1, (f"payment {pid} (new id, dated {pdate}) was not read: bronze.payment read "
+                        f"{steps['bronze.payment'][0]} rows")
+    assert_source_counts(con, db)
     con.close()
 
 
