@@ -396,8 +396,9 @@ fn build_steps(
         work.query(&format!(
             "CREATE SCHEMA IF NOT EXISTS {bronze}; CREATE TABLE IF NOT EXISTS {gold}.pagila_bookmarks \
              (source_table VARCHAR, bookmark_column VARCHAR, high_water TIMESTAMPTZ, high_water_us BIGINT, \
-             snapshot_us BIGINT, high_water_id BIGINT, \
-             run_id BIGINT, updated_at TIMESTAMPTZ)"
+             run_id BIGINT, updated_at TIMESTAMPTZ); \
+             ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS snapshot_us BIGINT; \
+             ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS high_water_id BIGINT"
         ))
         .map_err(|e| e.to_string())?;
         let extract = |table: &str, extra: &str| {
@@ -482,9 +483,13 @@ fn build_steps(
                     // the marks: the order of its primary key.
                     let window = |snap: i64| format!("{} - interval '{lookback}'", ts(snap));
                     let conds: Vec<String> = match (old.us, bm.snapshot_us, src.id.zip(old.id)) {
+                        // A payment recorded late with an earlier date still has a
+                        // new id: ids past the mark are read too (Postgres scans for
+                        // them unless payment_id has an index of its own).
                         (Some(us), Some(snap), Some((c, id))) => vec![
                             format!("({col}, {}) > ({}, {id})", crate::pg::quote_ident(c), ts(us)),
                             format!("{col} >= {}", window(snap)),
+                            format!("{} > {id}", crate::pg::quote_ident(c)),
                         ],
                         (Some(us), Some(snap), None) => vec![format!(
                             "{col} >= LEAST({} + interval '1 microsecond', {})",
@@ -575,7 +580,8 @@ fn build_steps(
             .collect();
         step("bookmarks", &mut || {
             work.query(&format!(
-                "DELETE FROM {gold}.pagila_bookmarks; INSERT INTO {gold}.pagila_bookmarks VALUES {}",
+                "DELETE FROM {gold}.pagila_bookmarks; INSERT INTO {gold}.pagila_bookmarks (source_table, \
+                 bookmark_column, high_water, high_water_us, snapshot_us, high_water_id, run_id, updated_at) VALUES {}",
                 values.join(", ")
             ))
             .map(|r| count_of(&r))
