@@ -48,6 +48,29 @@ fn schemas_from(input: &BindInput) -> Result<Schemas, BoxError> {
     Ok(s)
 }
 
+/// "10 minutes", "1 hour 30 minutes", "0 seconds": number-unit pairs that
+/// Postgres and DuckDB read the same way.
+fn is_interval(s: &str) -> bool {
+    const UNITS: &[&str] = &[
+        "microsecond",
+        "millisecond",
+        "second",
+        "minute",
+        "hour",
+        "day",
+        "week",
+        "month",
+        "year",
+    ];
+    let words: Vec<&str> = s.split_whitespace().collect();
+    !words.is_empty()
+        && words.len().is_multiple_of(2)
+        && words.chunks(2).all(|p| {
+            let unit = p[1].to_ascii_lowercase();
+            p[0].parse::<u32>().is_ok() && UNITS.iter().any(|u| unit == *u || unit == format!("{u}s"))
+        })
+}
+
 fn schema_parameters() -> Vec<(&'static str, DuckType)> {
     let mut v = params::connection_parameters();
     v.extend([
@@ -114,9 +137,12 @@ impl TableFunction for BuildFunction {
             .unwrap_or_else(|| "full".into())
             .to_ascii_lowercase();
         let lookback = input.named_str("lookback").unwrap_or_else(|| "10 minutes".into());
-        // The interval goes into Postgres and DuckDB SQL: digits, letters, spaces only.
-        if lookback.trim().is_empty() || !lookback.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
-            return Err(format!("{f}: lookback must be an interval such as '10 minutes', not '{lookback}'").into());
+        // The interval goes into Postgres and DuckDB SQL: only "<number> <unit>" pairs.
+        if !is_interval(&lookback) {
+            return Err(format!(
+                "{f}: lookback must be an interval such as '10 minutes' or '1 hour 30 minutes', not '{lookback}'"
+            )
+            .into());
         }
         let detect_deletes = input.named_bool("detect_deletes").unwrap_or(false);
         let mode = match mode_name.as_str() {
@@ -303,5 +329,28 @@ impl TableFunction for CheckFunction {
         }
         out.set_len(n);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_interval;
+
+    #[test]
+    fn lookback_intervals() {
+        for ok in ["10 minutes", "1 hour 30 minutes", "0 seconds", "2 DAYS", "1 week"] {
+            assert!(is_interval(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "banana",
+            "10 minutes ago",
+            "1; drop",
+            "10",
+            "-5 minutes",
+            "10 'minutes'",
+        ] {
+            assert!(!is_interval(bad), "{bad}");
+        }
     }
 }
