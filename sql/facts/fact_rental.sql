@@ -63,5 +63,4 @@ LEFT JOIN {{gold}}.dim_store AS ds
 LEFT JOIN {{gold}}.dim_staff AS dst
        ON dst.staff_id = r.staff_id
       AND dst.valid_from <= r.rental_date
-      AND r.rental_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
-ORDER BY r.rental_id;
+      AND r.rental_date < coalesce(dst.valid_to, TIMESTAMP 'infinity');

@@ -38,5 +38,4 @@ LEFT JOIN {{gold}}.dim_store AS ds
 LEFT JOIN {{gold}}.dim_staff AS dst
        ON dst.staff_id = p.staff_id
       AND dst.valid_from <= p.payment_date
-      AND p.payment_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
-ORDER BY p.payment_id;
+      AND p.payment_date < coalesce(dst.valid_to, TIMESTAMP 'infinity');
