@@ -127,6 +127,8 @@ def child_main(spec: dict) -> dict:
     elif kind == "build":
         con = _duck_connect(path, {"allow_unsigned_extensions": "true"})
         con.execute(f"LOAD {lit(spec['ext'])}")
+        for s in spec.get("settings", []):
+            con.execute(s)
         t0 = time.perf_counter()
         steps = con.execute(f"CALL pagila_build_star(dsn := {lit(dsn)})").fetchall()
         t1 = time.perf_counter()
@@ -351,7 +353,7 @@ def measure(fn, a) -> dict:
         if not r["noisy"] or attempt == a.noise_retries:
             return r
         log(f"  noisy: other processes used {r['other_cpu']:.1f} CPU-s in {r['wall']:.1f}s; again")
-        wait_quiet(min(a.wait_quiet, 60))
+        wait_quiet(a.retry_wait)
     return r
 
 
@@ -587,14 +589,15 @@ def med(xs):
 
 def summarize(name: str, runs: list[dict], rows: int) -> dict:
     ok = [r for r in runs if r["ok"]]
-    s = {"method": name, "reps": len(ok), "runs": len(runs), "rows": rows,
-         "noisy": sum(1 for r in ok if r.get("noisy"))}
+    clean = [r for r in ok if not r.get("noisy")]
+    use = clean or ok  # the median of the undisturbed runs when there are any
+    s = {"method": name, "reps": len(use), "runs": len(runs), "rows": rows, "noisy": 0 if clean else len(ok)}
     if ok:
-        s["seconds"] = med([r["seconds"] for r in ok])
+        s["seconds"] = med([r["seconds"] for r in use])
         s["rows_per_s"] = rows / s["seconds"]
-        s["rss_mb"] = max(r["rss_mb"] for r in ok)
+        s["rss_mb"] = max(r["rss_mb"] for r in ok)  # memory does not depend on noise: every run counts
         for k in ("client_cpu", "pg_cpu", "other_cpu", "wall"):
-            s[k] = med([r[k] for r in ok])
+            s[k] = med([r[k] for r in use])
         s["row_check"] = all(r.get("rows") in (None, rows) for r in ok)
         if any(r.get("rows") not in (None, rows) for r in ok):
             s["rows_seen"] = sorted({r.get("rows") for r in ok})
@@ -640,7 +643,8 @@ def fmt_table(table: str, info: dict, sums: list[dict]) -> str:
         lines.append(f"| {s['method']} | " + " | ".join(cols) + " |")
     if any(s.get("noisy") for s in sums):
         lines.append("")
-        lines.append("† at least one of the runs kept was disturbed by other processes (see other CPU s)")
+        lines.append("† every run was disturbed by other processes (see other CPU s); otherwise the median is "
+                     "over the undisturbed runs only (n = their number when not 3)")
     return "\n".join(lines) + "\n"
 
 
@@ -718,8 +722,13 @@ def profile(R: Runner, table: str, outdir: Path, stamp: str, settings: list[str]
     both = seen_child | seen_pg
     report.append("share of all samples, our processes only (perf's pid column is the thread id):\n```\n"
                   + rep(both, "--sort", "comm,pid", n=12) + "\n```\n")
-    report.append("DuckDB process by object (relative):\n```\n"
-                  + rep(seen_child, "--percentage", "relative", "--sort", "dso", n=10) + "\n```\n")
+    by_dso: dict[str, float] = {}
+    for ln in rep(seen_child, "--percentage", "relative", "--sort", "dso,sym", n=100000).splitlines():
+        parts = ln.split()
+        if len(parts) >= 2 and parts[0].endswith("%"):
+            by_dso[parts[1]] = by_dso.get(parts[1], 0.0) + float(parts[0].rstrip("%"))
+    report.append("DuckDB process by object (relative):\n```\n" + "\n".join(
+        f"{v:8.2f}%  {k}" for k, v in sorted(by_dso.items(), key=lambda kv: -kv[1])[:8]) + "\n```\n")
     report.append("DuckDB process, top symbols (relative):\n```\n"
                   + rep(seen_child, "--percentage", "relative", "--sort", "dso,sym", n=30) + "\n```\n")
     report.append("Postgres backends, top symbols (relative):\n```\n"
@@ -739,6 +748,9 @@ def main() -> int:
     if len(sys.argv) >= 3 and sys.argv[1] == "child":
         print(json.dumps(child_main(json.loads(sys.argv[2]))), flush=True)
         return 0
+    if len(sys.argv) >= 3 and sys.argv[1] == "report":
+        print(report_from_json(Path(sys.argv[2])))
+        return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, help=f"pagila-gen scale of pagila_big (default {DEFAULT_SCALE:g})")
     p.add_argument("--quick", action="store_true", help=f"smoke run: scale {QUICK_SCALE:g}, 1 repetition")
@@ -753,12 +765,17 @@ def main() -> int:
     p.add_argument("--methods", help="only methods whose name contains one of these comma-separated words")
     p.add_argument("--only", default="extract,build", help="sections: extract,build,profile (default extract,build); 'load' alone just loads (with --keep)")
     p.add_argument("--profile", action="store_true", help="also run the perf profile section")
-    p.add_argument("--wait-quiet", type=float, default=300,
-                   help="before measuring (and before a retry), wait up to this many seconds for the machine to "
-                        "be idle (default 300; 0: do not wait)")
+    p.add_argument("--wait-quiet", type=float, default=120,
+                   help="before measuring, wait up to this many seconds for the machine to be idle "
+                        "(default 120; 0: do not wait)")
+    p.add_argument("--retry-wait", type=float, default=20,
+                   help="before repeating a noisy run, wait up to this many seconds for the machine to be idle "
+                        "(default 20)")
     p.add_argument("--max-noise", type=float, default=0.2,
                    help="a run during which other processes used more than this share of all CPUs is repeated "
                         "(default 0.2)")
+    p.add_argument("--build-memory-limit", default="1GB",
+                   help="also run one build under this DuckDB memory_limit ('' to skip; default 1GB)")
     p.add_argument("--noise-retries", type=int, default=1, help="repetitions of a noisy run (default 1)")
     a = p.parse_args()
     scale = a.scale or (QUICK_SCALE if a.quick else DEFAULT_SCALE)
@@ -869,14 +886,23 @@ def main() -> int:
                     r.pop("outputs", None)
                     res[key].append(r)
                     log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
-            for key, spec in (("extract_all_sf1", {"kind": "extract_all", "tables": SOURCE_TABLES, "settings": [PIO_OFF]}),
-                              ("build_sf1", {"kind": "build"})):
+            more = [("extract_all_sf1", {"kind": "extract_all", "tables": SOURCE_TABLES, "settings": [PIO_OFF]}, DB_SF1),
+                    ("build_sf1", {"kind": "build"}, DB_SF1)]
+            if a.build_memory_limit:
+                # does the build stay within a memory limit (spilling), and at what cost?
+                more.append(("build_memlimit", {"kind": "build", "settings": [
+                    f"SET memory_limit = {lit(a.build_memory_limit)}"]}, DB_BIG))
+            for key, spec, db in more:
                 log(f"build bench: {key} …")
-                r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), DB_SF1, timeout=600), a)
+                res.setdefault(key, [])
+                r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), db, timeout=max(a.timeout, 3600)), a)
                 r.pop("outputs", None)
                 res[key].append(r)
                 log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
+            if a.build_memory_limit:
+                res["memory_limit"] = a.build_memory_limit
             raw["build"] = res
+            raw["build_rows"] = rows_all
             md.append(fmt_build(res, rows_all, scale))
             print("\n" + md[-1], flush=True)
             _write(md, raw, stamp)
@@ -899,12 +925,15 @@ def main() -> int:
 def fmt_build(res: dict, rows_all: int, scale: float) -> str:
     def row(label, runs):
         ok = [r for r in runs if r["ok"]]
+        allok = ok
+        ok = [r for r in ok if not r.get("noisy")] or ok
         if not ok:
             err = next((r.get("error") for r in runs if r.get("error")), "timed out" if runs else "not run")
             return f"| {label} | failed: {str(err).replace('|', '/')[:300]} | - | - | - | - |", None
         s = med([r["seconds"] for r in ok])
         return (f"| {label} | {s:.1f}" + (f" (n={len(ok)})" if len(ok) != 3 else "") +
-                f" | {max(r['rss_mb'] for r in ok):.0f} | {med([r['client_cpu'] for r in ok]):.1f} | "
+                f"{' †' if all(r.get('noisy') for r in ok) else ''}"
+                f" | {max(r['rss_mb'] for r in allok):.0f} | {med([r['client_cpu'] for r in ok]):.1f} | "
                 f"{med([r['pg_cpu'] for r in ok]):.1f} | {med([r['file_mb'] or 0 for r in ok]):.0f} |"), s
 
     lines = ["| run | seconds | peak RSS MB | client CPU s | PG CPU s | DuckDB file MB |", "|---|---:|---:|---:|---:|---:|"]
@@ -914,6 +943,10 @@ def fmt_build(res: dict, rows_all: int, scale: float) -> str:
     l3, _ = row("15 × CREATE TABLE AS FROM pagila_extract (SF 1)", res["extract_all_sf1"])
     l4, _ = row("CALL pagila_build_star() (SF 1)", res["build_sf1"])
     lines += [l1, l2, l3, l4]
+    if res.get("build_memlimit"):
+        lim = res.get("memory_limit", "?")
+        lines.append(row(f"CALL pagila_build_star() (SF {scale:g}) with SET memory_limit = '{lim}'",
+                         res["build_memlimit"])[0])
     out = "\n".join(lines) + "\n"
     if e and b:
         out += f"\nbuild / bare extraction = **{b / e:.2f}×** (target ≤ 1.3×)\n"
@@ -922,6 +955,28 @@ def fmt_build(res: dict, rows_all: int, scale: float) -> str:
         out += "\nSteps of one build (step, rows, seconds, status):\n\n```\n"
         out += "\n".join("  ".join(s) for s in steps) + "\n```\n"
     return out
+
+
+def report_from_json(path: Path) -> str:
+    """`bench.py report RESULTS.json`: the markdown of a finished run again, with the current summary rules."""
+    raw = json.loads(path.read_text())
+    old = path.with_suffix(".md").read_text() if path.with_suffix(".md").exists() else ""
+    out = [old.split("\n## Extraction")[0].rstrip() + "\n"]
+    if raw.get("tables"):
+        out.append("\n## Extraction: Postgres table -> DuckDB table\n")
+        for table, t in raw["tables"].items():
+            sums = []
+            for s in t["summary"]:
+                n = summarize(s["method"], t["runs"][s["method"]], t["info"]["rows"])
+                n["floor2"] = s.get("floor2")
+                sums.append(n)
+            out.append(fmt_table(table, t["info"], sums))
+    if raw.get("build"):
+        out.append("\n## Build: CALL pagila_build_star() vs the bare extraction of its 15 source tables\n")
+        out.append(fmt_build(raw["build"], raw.get("build_rows", 0), raw["scale"]))
+    if "\n## Profile" in old:
+        out.append("\n## Profile" + old.split("\n## Profile", 1)[1])
+    return "\n".join(out)
 
 
 def _write(md: list[str], raw: dict, stamp: str) -> None:
