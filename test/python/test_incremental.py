@@ -812,14 +812,21 @@ def test_incremental_runs_during_live_writes(private_db, extension_path, tmp_pat
     inc_path = tmp_path / "incremental.duckdb"
     con = connect(extension_path, str(inc_path))
     full_build(con, db.dsn)
-    writers = [subprocess.Popen([str(GEN_BIN), "simulate", "--rate", "100/s", "--duration", "6s", "--seed", str(seed),
+    # The writers run until at least three incremental runs (and six seconds) have gone by,
+    # however slow the machine: then SIGTERM, which the simulator answers by stopping between
+    # transactions and exiting 0.
+    writers = [subprocess.Popen([str(GEN_BIN), "simulate", "--rate", "100/s", "--duration", "120s", "--seed", str(seed),
                                  "--delete-rate", "0.02", "--quiet"], env=db.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for seed in (31, 32)]
     runs = []
+    started = time.monotonic()
     try:
         while any(w.poll() is None for w in writers):
             steps = incremental(con, db.dsn, detect_deletes=len(runs) % 2 == 1)
             runs.append(steps["bronze.rental"][0])
+            if len(runs) >= 3 and time.monotonic() - started >= 6:
+                for w in writers:
+                    w.terminate()
     finally:
         for w in writers:
             if w.poll() is None:
