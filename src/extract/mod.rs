@@ -281,51 +281,36 @@ fn scan_error(bind: &ScanBind, e: PgError) -> BoxError {
     err(bind.function, format!("reading {} failed: {e}", bind.label()))
 }
 
+/// What a scan function is given: a table name, or a query.
+pub trait ScanKind: 'static {
+    const NAME: &'static str;
+    const IS_QUERY: bool;
+}
+
 /// `pagila_extract('table', dsn := …)`.
-pub struct ExtractFunction;
-
-impl TableFunction for ExtractFunction {
-    type Bind = ScanBind;
-    type Global = ScanGlobal;
-    type Local = ScanLocal;
+pub struct Table;
+impl ScanKind for Table {
     const NAME: &'static str = "pagila_extract";
-    const PROJECTION_PUSHDOWN: bool = true;
-    const DEFER_BIND_ERRORS: bool = true;
-
-    fn parameters() -> Vec<DuckType> {
-        vec![DuckType::Varchar]
-    }
-    fn named_parameters() -> Vec<(&'static str, DuckType)> {
-        ScanParams::named()
-    }
-    fn bind(state: &Arc<ExtensionState>, input: &BindInput) -> Result<Bound<ScanBind>, BoxError> {
-        bind_common(
-            Self::NAME,
-            state,
-            input,
-            input.positional(0).map(|v| v.to_string_lossy()),
-            false,
-        )
-    }
-    fn init(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u64), BoxError> {
-        init_common(bind, projection)
-    }
-    fn local(bind: &ScanBind, global: &ScanGlobal) -> Result<ScanLocal, BoxError> {
-        local_common(bind, global)
-    }
-    fn scan(bind: &ScanBind, g: &ScanGlobal, l: &mut ScanLocal, out: &mut OutputChunk) -> Result<(), BoxError> {
-        scan_common(bind, g, l, out)
-    }
+    const IS_QUERY: bool = false;
 }
 
 /// `pagila_query('SELECT …', dsn := …)`: any read-only query, run by Postgres.
-pub struct QueryFunction;
+pub struct Query;
+impl ScanKind for Query {
+    const NAME: &'static str = "pagila_query";
+    const IS_QUERY: bool = true;
+}
 
-impl TableFunction for QueryFunction {
+/// The two scan functions differ only in what their argument names.
+pub struct Scan<K>(std::marker::PhantomData<K>);
+pub type ExtractFunction = Scan<Table>;
+pub type QueryFunction = Scan<Query>;
+
+impl<K: ScanKind> TableFunction for Scan<K> {
     type Bind = ScanBind;
     type Global = ScanGlobal;
     type Local = ScanLocal;
-    const NAME: &'static str = "pagila_query";
+    const NAME: &'static str = K::NAME;
     const PROJECTION_PUSHDOWN: bool = true;
     const DEFER_BIND_ERRORS: bool = true;
 
@@ -336,13 +321,8 @@ impl TableFunction for QueryFunction {
         ScanParams::named()
     }
     fn bind(state: &Arc<ExtensionState>, input: &BindInput) -> Result<Bound<ScanBind>, BoxError> {
-        bind_common(
-            Self::NAME,
-            state,
-            input,
-            input.positional(0).map(|v| v.to_string_lossy()),
-            true,
-        )
+        let arg = input.positional(0).map(|v| v.to_string_lossy());
+        bind_common(K::NAME, state, input, arg, K::IS_QUERY)
     }
     fn init(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u64), BoxError> {
         init_common(bind, projection)
