@@ -76,13 +76,23 @@ def child_main(spec: dict) -> dict:
     path = spec.get("file")
     out: dict = {}
     if kind == "ours":
+        if spec.get("memory"):
+            path = ":memory:"
         con = _duck_connect(path, {"allow_unsigned_extensions": "true"})
         con.execute(f"LOAD {lit(spec['ext'])}")
         for s in spec.get("settings", []):
             con.execute(s)
         extra = "".join(f", {k} := {v}" for k, v in spec.get("params", {}).items())
+        src = f"pagila_extract({lit(spec['table'])}, dsn := {lit(dsn)}{extra})"
         t0 = time.perf_counter()
-        con.execute(f"CREATE TABLE t AS FROM pagila_extract({lit(spec['table'])}, dsn := {lit(dsn)}{extra})")
+        if spec.get("aggregate"):
+            # every column decoded and consumed, nothing stored
+            out["rows"] = con.execute(f"SELECT count(*), max(COLUMNS(*)) FROM {src}").fetchone()[0]
+            t1 = time.perf_counter()
+            con.close()
+            out["seconds"] = t1 - t0
+            return out
+        con.execute(f"CREATE TABLE t AS FROM {src}")
         t1 = time.perf_counter()
         out["rows"] = con.execute("SELECT count(*) FROM t").fetchone()[0]
         t2 = time.perf_counter()
@@ -545,6 +555,11 @@ def methods_for(table: str, info: dict, R: Runner, a) -> list[Method]:
         M.append(Method("pagila_extract, DuckDB 2.0.0", lambda: R.child(py200, ours, DB_BIG)))
         M.append(Method("pagila_extract, DuckDB 2.0.0, preserve_insertion_order=false",
                         lambda: R.child(py200, ours_pio, DB_BIG)))
+    if a.diag:
+        M.append(Method("diagnostic: pagila_extract -> in-memory table, preserve_insertion_order=false",
+                        lambda: R.child(py144, dict(ours_pio, memory=True), DB_BIG)))
+        M.append(Method("diagnostic: pagila_extract -> count + max per column, no table, "
+                        "preserve_insertion_order=false", lambda: R.child(py144, dict(ours_pio, aggregate=True), DB_BIG)))
     ext_dir = sorted(glob.glob(str(VENV_144 / "lib" / "python3*" / "site-packages" / "duckdb_ext" / "extensions")))
     if ext_dir:
         base = {"kind": "pgext", "ext_dir": ext_dir[-1], "select": f"FROM pg.public.{table}"}
@@ -655,7 +670,17 @@ def machine_info(server: BenchServer) -> str:
     sets = server.psql("SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) "
                        "FROM pg_settings WHERE name IN ('shared_buffers','max_parallel_workers_per_gather','jit',"
                        "'fsync','ssl','work_mem')").strip()
-    return (f"- machine: {os.cpu_count()} vCPU ({cpu[0].split(':', 1)[1].strip() if cpu else '?'}), "
+    import hashlib
+
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "sql", "Cargo.toml"],
+                           capture_output=True, text=True).stdout.strip()
+    digest = hashlib.sha256(EXT.read_bytes()).hexdigest()[:12]
+    built = dt.datetime.fromtimestamp(EXT.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    return (f"- pagila_star: build/release/pagila_star.duckdb_extension built {built}, sha256 {digest}…; "
+            f"git HEAD {head}{' (src/sql modified)' if dirty else ''}\n"
+            f"- machine: {os.cpu_count()} vCPU ({cpu[0].split(':', 1)[1].strip() if cpu else '?'}), "
             f"{int(mem) / 2**20:.0f} GiB RAM, {platform.platform()}\n"
             f"- PostgreSQL {pgv} (loopback TCP, no TLS): {sets}\n"
             f"- DuckDB 1.4.4 / 2.0.0 (python), default threads = {os.cpu_count()}; postgres extension "
@@ -745,6 +770,7 @@ def profile(R: Runner, table: str, outdir: Path, stamp: str, settings: list[str]
 
 
 def main() -> int:
+    global EXT
     if len(sys.argv) >= 3 and sys.argv[1] == "child":
         print(json.dumps(child_main(json.loads(sys.argv[2]))), flush=True)
         return 0
@@ -765,6 +791,8 @@ def main() -> int:
     p.add_argument("--methods", help="only methods whose name contains one of these comma-separated words")
     p.add_argument("--only", default="extract,build", help="sections: extract,build,profile (default extract,build); 'load' alone just loads (with --keep)")
     p.add_argument("--profile", action="store_true", help="also run the perf profile section")
+    p.add_argument("--no-diag", dest="diag", action="store_false",
+                   help="skip the diagnostic rows (pagila_extract into an in-memory table, and into an aggregate)")
     p.add_argument("--wait-quiet", type=float, default=120,
                    help="before measuring, wait up to this many seconds for the machine to be idle "
                         "(default 120; 0: do not wait)")
@@ -801,6 +829,10 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     workdir = REPO / "build" / "bench" / "work"
     workdir.mkdir(parents=True, exist_ok=True)
+    # A private copy: a rebuild of build/release during the run must not change what is measured.
+    ext_copy = workdir / EXT.name
+    shutil.copy2(EXT, ext_copy)
+    EXT = ext_copy
     md: list[str] = [f"# pagila_star bench, {dt.datetime.now():%Y-%m-%d %H:%M}\n"]
     raw: dict = {"scale": scale, "reps": reps, "tables": {}, "build": {}}
     try:
