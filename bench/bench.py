@@ -47,6 +47,7 @@ QUICK_SCALE = 60.0  # ~0.96M each
 SOURCE_TABLES = ["actor", "address", "category", "city", "country", "customer", "film", "film_actor",
                  "film_category", "inventory", "language", "payment", "rental", "staff", "store"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 PIO_OFF = "SET preserve_insertion_order = false"
 NO_CTID = "SET pg_use_ctid_scan = false"
 
@@ -407,9 +408,17 @@ class Runner:
         procs = []
         pg0, sys0 = self.s.postmaster_cpu(), sys_busy()
         t0 = time.monotonic()
+        rss_files = []
         for argv in argvs:
             o = tempfile.TemporaryFile(dir=self.work)
             e = tempfile.TemporaryFile(dir=self.work)
+            if TIME:
+                # Linux keeps the high-water RSS across exec: a child forked from this (bigger) process would
+                # report at least our RSS. GNU time forks it from a small process and reports its %M.
+                rf = tempfile.NamedTemporaryFile(dir=self.work, delete=False)
+                rf.close()
+                rss_files.append(Path(rf.name))
+                argv = [TIME, "-f", "%M", "-o", rf.name, *argv]
             procs.append(subprocess.Popen(argv, env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
                                           start_new_session=True))
             outs.append((o, e))
@@ -448,9 +457,20 @@ class Runner:
             o.close()
             e.close()
         rcs = [p.returncode for p in procs]
+        rss_kb = max(r[1].ru_maxrss for r in res.values())
+        if rss_files:
+            got = []
+            for f in rss_files:
+                try:
+                    got.append(int(f.read_text().split()[-1]))
+                except (OSError, ValueError, IndexError):
+                    pass  # killed: time wrote nothing; keep wait4's figure
+                f.unlink(missing_ok=True)
+            if len(got) == len(rss_files):
+                rss_kb = max(got)
         r = {
             "wall": wall,
-            "rss_mb": max(r[1].ru_maxrss for r in res.values()) / 1024,
+            "rss_mb": rss_kb / 1024,
             "client_cpu": cpu,
             "pg_cpu": pg_cpu,
             "other_cpu": max(0.0, busy - cpu - pg_cpu),
@@ -714,9 +734,9 @@ def profile(R: Runner, table: str, outdir: Path, stamp: str, settings: list[str]
         me = os.getpid()
         while not stop.is_set():
             seen_pg.update(R.s.children())
-            for p in glob.glob("/proc/[0-9]*/stat"):
+            for p in glob.glob("/proc/[0-9]*/stat"):  # descendants (the child runs under /usr/bin/time)
                 try:
-                    if int(Path(p).read_text().rsplit(")", 1)[1].split()[1]) == me:
+                    if int(Path(p).read_text().rsplit(")", 1)[1].split()[1]) in seen_child | {me}:
                         seen_child.add(int(p.split("/")[2]))
                 except (OSError, ValueError, IndexError):
                     pass
