@@ -8,7 +8,9 @@ Run it through bench/run.sh (or `make bench`); see bench/README.md. In short:
      pagila_sf1 at scale 1; its data folder can be kept and reused between runs (--keep);
   2. extraction of `payment` (partitioned) and `rental` (plain) into a fresh DuckDB file by
      pagila_extract, DuckDB's postgres extension, connectorx, next to psql COPY floors;
-  3. CALL pagila_build_star() against the bare extraction of its 15 source tables.
+  3. CALL pagila_build_star() against the bare extraction of its 15 source tables;
+  4. incremental runs after a 0.1% change (pagila-gen advance on a throwaway copy of pagila_big),
+     next to the full build, as loaded and with indexes on the change columns.
 
 Every measured run is a fresh subprocess: its wall clock, its peak RSS (wait4's ru_maxrss of
 that child alone), its CPU, the CPU the Postgres backends used meanwhile (the postmaster's
@@ -25,6 +27,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -136,12 +139,14 @@ def child_main(spec: dict) -> dict:
         out["seconds"] = (t1 - t0) + (time.perf_counter() - t2)
         out["arrow_seconds"] = t_arrow - t0
     elif kind == "build":
+        # params: named parameters of the CALL as SQL values, e.g. {"mode": "'incremental'"}
         con = _duck_connect(path, {"allow_unsigned_extensions": "true"})
         con.execute(f"LOAD {lit(spec['ext'])}")
         for s in spec.get("settings", []):
             con.execute(s)
+        extra = "".join(f", {k} := {v}" for k, v in spec.get("params", {}).items())
         t0 = time.perf_counter()
-        steps = con.execute(f"CALL pagila_build_star(dsn := {lit(dsn)})").fetchall()
+        steps = con.execute(f"CALL pagila_build_star(dsn := {lit(dsn)}{extra})").fetchall()
         t1 = time.perf_counter()
         con.close()
         out["seconds"] = time.perf_counter() - t0
@@ -359,13 +364,17 @@ def measure(fn, a) -> dict:
     """fn() again (up to --noise-retries times) while other processes used more than --max-noise of the CPU."""
     for attempt in range(a.noise_retries + 1):
         r = fn()
-        cap = a.max_noise * os.cpu_count() * r["wall"]
-        r["noisy"] = bool(r["ok"] and r["other_cpu"] > cap)
+        r["noisy"] = is_noisy(r, a)
         if not r["noisy"] or attempt == a.noise_retries:
             return r
         log(f"  noisy: other processes used {r['other_cpu']:.1f} CPU-s in {r['wall']:.1f}s; again")
         wait_quiet(a.retry_wait)
     return r
+
+
+def is_noisy(r: dict, a) -> bool:
+    """Other processes used more than --max-noise of all CPUs during the run."""
+    return bool(r["ok"] and r["other_cpu"] > a.max_noise * os.cpu_count() * r["wall"])
 
 
 def sys_busy() -> float:
@@ -482,9 +491,13 @@ class Runner:
             r["error"] = self.s.pg.redact(" | ".join((t[1] or t[0]).strip()[-800:] for t in texts if t[1] or t[0]))
         return r
 
-    def child(self, python: Path, spec: dict, db: str, timeout: float | None = None) -> dict:
-        f = self.work / f"bench-{os.getpid()}.duckdb"
-        for p in (f, Path(str(f) + ".wal")):
+    def child(self, python: Path, spec: dict, db: str, timeout: float | None = None,
+              file: Path | None = None) -> dict:
+        """One child run into a fresh DuckDB file, deleted afterwards; or into `file`, which the caller owns
+        (kept between runs, e.g. a full build followed by incremental ones)."""
+        f = file or self.work / f"bench-{os.getpid()}.duckdb"
+        own = file is None
+        for p in (f, Path(str(f) + ".wal")) if own else ():
             p.unlink(missing_ok=True)
         spec = dict(spec, file=str(f))
         env = dict(os.environ, BENCH_DSN=self.s.dsn(db), BENCH_URI=self.s.uri(db))
@@ -497,7 +510,7 @@ class Runner:
                 r["ok"] = False
                 r["error"] = "no result line: " + self.s.pg.redact(r["outputs"][0][1][-800:])
         r["file_mb"] = f.stat().st_size / 2**20 if f.exists() else None
-        for p in (f, Path(str(f) + ".wal")):
+        for p in (f, Path(str(f) + ".wal")) if own else ():
             p.unlink(missing_ok=True)
         return r
 
@@ -714,6 +727,165 @@ def _cx_version() -> str:
     return r.stdout.strip() or "?"
 
 
+# =========================================================================== incremental
+
+INC_DB = "pagila_inc"  # a throwaway copy of pagila_big per repetition: pagila_big itself is never changed
+# What the incremental read asks Postgres for (src/build/run.rs, "Rows past the mark"): one range on
+# last_update per table; for payment (no last_update) (payment_date, payment_id) past the marks, which its
+# primary key (payment_date, payment_id) serves, OR payment_id past the mark, which needs an index of its
+# own. Without these indexes Postgres scans the big tables to find the changed rows.
+CHANGE_INDEXES = [("rental", "last_update"), ("payment", "payment_id"), ("inventory", "last_update"),
+                  ("customer", "last_update"), ("address", "last_update")]
+# How the bench counts the rows a change touched (not what the extension reads): payments are only ever
+# inserted, with new ids; every other table stamps last_update on insert and update.
+CHANGE_COLUMNS = {t: ("payment_id" if t == "payment" else "last_update") for t in SOURCE_TABLES}
+INC_RUNS = [  # (key, label, a change before it, CALL parameters); each run a new process on the same file
+    ("full", "full build (the baseline; sets the bookmarks)", False, {}),
+    ("incremental", "mode := 'incremental', after the change", True, {"mode": "'incremental'"}),
+    ("rerun", "mode := 'incremental', nothing changed since (rerun)", False, {"mode": "'incremental'"}),
+    ("deletes", "mode := 'incremental', detect_deletes := true, after a second change of the same size", True,
+     {"mode": "'incremental'", "detect_deletes": "true"}),
+]
+INC_VARIANTS = [("as_loaded", "as loaded (Pagila's own indexes only)"),
+                ("indexed", "with indexes on the change columns")]
+INC_TARGET = 0.05  # an incremental run after a 0.1% change: at most 5% of a full build
+INC_TITLE = "\n## Incremental: CALL pagila_build_star(mode := 'incremental') after a small change, next to a full build\n"
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """psql -A -t rows 'name|value' as a dict."""
+    return {k: v for k, v in (ln.split("|", 1) for ln in text.splitlines() if "|" in ln)}
+
+
+def change_marks(s: BenchServer, db: str) -> dict[str, str]:
+    """Per source table, its latest change: max(last_update), for payment max(payment_id) (as text)."""
+    return _pairs(s.psql(" UNION ALL ".join(f"SELECT '{t}', max({c})::text FROM public.{t}"
+                                            for t, c in CHANGE_COLUMNS.items()), db=db))
+
+
+def changed_since(s: BenchServer, db: str, marks: dict[str, str]) -> dict[str, int]:
+    """Rows of each source table inserted or updated after `marks`."""
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM public.{t}"
+                             + (f" WHERE {c} > {lit(marks[t])}" if marks.get(t) else "")
+                             for t, c in CHANGE_COLUMNS.items())
+    return {k: int(v) for k, v in _pairs(s.psql(sql, db=db)).items()}
+
+
+def table_counts(s: BenchServer, db: str) -> dict[str, int]:
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM public.{t}" for t in SOURCE_TABLES)
+    return {k: int(v) for k, v in _pairs(s.psql(sql, db=db)).items()}
+
+
+def scan_stats(s: BenchServer, db: str) -> dict[str, list[int]]:
+    """Per table (partitions summed into their parent): [rows read by heap scans (seq_tup_read), rows fetched
+    through indexes (idx_tup_fetch)] so far. Backends publish their counts when they exit (Runner.run waits)."""
+    text = s.psql("SELECT coalesce(p.relname, t.relname), sum(coalesce(t.seq_tup_read, 0)), "
+                  "sum(coalesce(t.idx_tup_fetch, 0)) FROM pg_stat_user_tables t "
+                  "LEFT JOIN pg_inherits i ON i.inhrelid = t.relid LEFT JOIN pg_class p ON p.oid = i.inhparent "
+                  "WHERE t.schemaname = 'public' GROUP BY 1", db=db)
+    return {f[0]: [int(f[1]), int(f[2])] for f in (ln.split("|") for ln in text.splitlines()) if len(f) == 3}
+
+
+def advance(s: BenchServer, db: str, rentals: int) -> dict:
+    """`pagila-gen advance --rentals N --days 1` (one transaction), timed on its own; the DSN through PG*."""
+    env = dict(s.psql_env(), PGDATABASE=db)
+    t0 = time.monotonic()
+    r = subprocess.run([str(s.pg.GEN_BIN), "advance", "--rentals", str(rentals), "--days", "1"],
+                       env=env, capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    if r.returncode != 0:
+        raise s.pg.PgError(f"pagila-gen advance failed:\n{s.pg.redact((r.stdout + r.stderr)[-3000:])}")
+    summary = {}
+    for ln in r.stdout.splitlines()[1:]:  # "  new rentals           963"
+        m = re.match(r"\s+(\S.*?)\s{2,}(\d+)$", ln)
+        if m:
+            summary[m.group(1)] = int(m.group(2))
+    return {"seconds": secs, "summary": summary}
+
+
+def drop_copy(s: BenchServer) -> None:
+    s.psql(f"DROP DATABASE IF EXISTS {INC_DB} WITH (FORCE)")
+
+
+def make_copy(R: Runner, indexed: bool) -> dict:
+    """CREATE DATABASE pagila_inc TEMPLATE pagila_big (+ the indexes), then one read of its big tables."""
+    s = R.s
+    drop_copy(s)
+    R.wait_idle()  # the template must have no sessions
+    t0 = time.monotonic()
+    for attempt in range(30):
+        try:
+            s.psql(f"CREATE DATABASE {INC_DB} TEMPLATE {DB_BIG} OWNER {s.pg.ROLE} STRATEGY FILE_COPY")
+            break
+        except s.pg.PgError as e:
+            if "being accessed by other users" not in str(e) or attempt == 29:
+                raise
+            time.sleep(1)
+    out = {"copy_seconds": time.monotonic() - t0}
+    if indexed:
+        t0 = time.monotonic()
+        for t, c in CHANGE_INDEXES:
+            s.psql(f"CREATE INDEX ON public.{t} ({c})", db=INC_DB)
+        out["index_seconds"] = time.monotonic() - t0
+    for t in ("payment", "rental", "inventory", "customer", "address"):  # warm, as pagila_big is
+        R.psql_copy([f"SELECT * FROM public.{t}"], INC_DB)
+    return out
+
+
+def step_rows(r: dict, prefix: str) -> dict[str, int]:
+    """Rows of the steps '<prefix><source table>' of a build's result."""
+    out = {}
+    for st in r.get("steps") or []:
+        t = st[0][len(prefix):] if st[0].startswith(prefix) else None
+        if t in SOURCE_TABLES and st[1].lstrip("-").isdigit():
+            out[t] = int(st[1])
+    return out
+
+
+def inc_rep(R: Runner, a, rentals: int, indexed: bool) -> dict:
+    """One repetition: copy, full build, change, incremental runs (INC_RUNS); the copy is dropped after."""
+    s = R.s
+    py = VENV_144 / "bin" / "python"
+    f = R.work / "inc.duckdb"
+    rec: dict = {"runs": {}, "changes": {}}
+    try:
+        rec["setup"] = make_copy(R, indexed)
+        for key, _, change, params in INC_RUNS:
+            if change:
+                marks = change_marks(s, INC_DB)
+                ch = advance(s, INC_DB, rentals)
+                ch["changed"] = changed_since(s, INC_DB, marks)
+                rec["changes"][key] = ch
+                log(f"  advance: {ch['seconds']:.2f}s, {sum(ch['changed'].values()):,} rows changed "
+                    f"({', '.join(f'{k} {v}' for k, v in ch['summary'].items())})")
+            if params and a.inc_lookback:
+                params = dict(params, lookback=lit(a.inc_lookback))
+            log(f"incremental bench ({'indexed' if indexed else 'as loaded'}): {key} …")
+            scans0 = scan_stats(s, INC_DB)
+            r = R.child(py, {"kind": "build", "ext": str(EXT), "params": params}, INC_DB,
+                        timeout=max(a.timeout, 3600), file=f)
+            r.pop("outputs", None)
+            scans1 = scan_stats(s, INC_DB)
+            r["pg_scanned"] = {t: [v[0] - scans0.get(t, [0, 0])[0], v[1] - scans0.get(t, [0, 0])[1]]
+                               for t, v in scans1.items() if t in SOURCE_TABLES}
+            r["noisy"] = is_noisy(r, a)
+            rec["runs"][key] = r
+            if not r["ok"]:
+                log(f"  FAILED: {r.get('error')}")
+                break  # every later run starts from this one's state
+            log(f"  {r['seconds']:.2f}s, read {sum(step_rows(r, 'bronze.').values()):,} rows, RSS {r['rss_mb']:.0f} MB, "
+                f"CPU client {r['client_cpu']:.1f}s / PG {r['pg_cpu']:.1f}s / others {r['other_cpu']:.1f}s")
+        rec["counts"] = table_counts(s, INC_DB)  # what detect_deletes reads the keys of
+    finally:
+        try:
+            drop_copy(s)
+        except s.pg.PgError as e:  # do not hide the error that got us here
+            log(f"could not drop {INC_DB}: {e}")
+        for p in (f, Path(str(f) + ".wal")):
+            p.unlink(missing_ok=True)
+    return rec
+
+
 # =========================================================================== profile
 
 
@@ -809,10 +981,16 @@ def main() -> int:
     p.add_argument("--data-dir", help="server folder (default build/bench/pg15-sf<scale>)")
     p.add_argument("--tables", default="payment,rental")
     p.add_argument("--methods", help="only methods whose name contains one of these comma-separated words")
-    p.add_argument("--only", default="extract,build", help="sections: extract,build,profile (default extract,build); 'load' alone just loads (with --keep)")
+    p.add_argument("--only", default="extract,build,incremental",
+                   help="sections: extract,build,incremental,profile (default extract,build,incremental); "
+                        "'load' alone just loads (with --keep)")
     p.add_argument("--profile", action="store_true", help="also run the perf profile section")
     p.add_argument("--no-diag", dest="diag", action="store_false",
                    help="skip the diagnostic rows (pagila_extract into an in-memory table, and into an aggregate)")
+    p.add_argument("--inc-reps", type=int, help="repetitions of the incremental bench (default 3; --quick: 1)")
+    p.add_argument("--inc-change", type=float, default=0.001,
+                   help="the change before an incremental run, as a share of pagila_big's rentals (default 0.001)")
+    p.add_argument("--inc-lookback", help="pass this lookback to the incremental runs (default: the extension's)")
     p.add_argument("--wait-quiet", type=float, default=120,
                    help="before measuring, wait up to this many seconds for the machine to be idle "
                         "(default 120; 0: do not wait)")
@@ -829,6 +1007,7 @@ def main() -> int:
     scale = a.scale or (QUICK_SCALE if a.quick else DEFAULT_SCALE)
     reps = a.reps or (1 if a.quick else 3)
     build_reps = a.build_reps or (1 if a.quick else 3)
+    inc_reps = a.inc_reps or (1 if a.quick else 3)
     sections = set(a.only.split(","))
     if a.profile:
         sections.add("profile")
@@ -847,7 +1026,8 @@ def main() -> int:
     server = BenchServer(pg, base, keep=a.keep)
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    workdir = REPO / "build" / "bench" / "work"
+    # Per run: another bench running at the same time keeps its own files.
+    workdir = REPO / "build" / "bench" / "work" / f"{stamp}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     # A private copy: a rebuild of build/release during the run must not change what is measured.
     ext_copy = workdir / EXT.name
@@ -959,6 +1139,21 @@ def main() -> int:
             print("\n" + md[-1], flush=True)
             _write(md, raw, stamp)
 
+        if "incremental" in sections:
+            md.append(INC_TITLE)
+            base_rentals = int(server.psql("SELECT count(*) FROM public.rental", db=DB_BIG).strip())
+            inc = raw["incremental"] = {"change_fraction": a.inc_change, "base_rentals": base_rentals,
+                                        "rentals": max(1, round(base_rentals * a.inc_change)),
+                                        "lookback": a.inc_lookback, "variants": {}}
+            for vkey, _ in INC_VARIANTS:
+                for rep in range(inc_reps):
+                    log(f"incremental bench, {vkey}, rep {rep + 1}/{inc_reps}")
+                    inc["variants"].setdefault(vkey, []).append(inc_rep(R, a, inc["rentals"], vkey == "indexed"))
+                    _write(md + [fmt_incremental(inc)], raw, stamp)
+            md.append(fmt_incremental(inc))
+            print("\n" + md[-1], flush=True)
+            _write(md, raw, stamp)
+
         if "profile" in sections:
             md.append("\n## Profile of pagila_extract (perf record -a, cpu-clock)\n")
             for table in infos:
@@ -972,6 +1167,10 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            workdir.parent.rmdir()  # when no other run uses it
+        except OSError:
+            pass
 
 
 def fmt_build(res: dict, rows_all: int, scale: float) -> str:
@@ -1009,11 +1208,135 @@ def fmt_build(res: dict, rows_all: int, scale: float) -> str:
     return out
 
 
+def fmt_incremental(inc: dict) -> str:
+    n, base, frac = inc["rentals"], inc["base_rentals"], inc["change_fraction"]
+    out = [f"Each repetition: a throwaway copy of {DB_BIG} (`CREATE DATABASE {INC_DB} TEMPLATE {DB_BIG}`), a "
+           "full build into a fresh DuckDB file, then `pagila-gen advance --rentals "
+           f"{n:,} --days 1` ({frac:.1%} of its {base:,} rentals, in one transaction: returns open rentals, adds "
+           "rentals with their payments, adds and updates customers; not timed) and the incremental runs, each a "
+           "new process on the same file. \"read\" = the rows of the `bronze.<table>` steps (what came from "
+           "Postgres), \"changed\" = rows Postgres has with `last_update` (payment: `payment_id`) past their "
+           "maximum before the change, \"scanned\" = the rows Postgres read from the tables' heaps by scans / "
+           "fetched through indexes during the run (pg_stat_user_tables `seq_tup_read` / `idx_tup_fetch` "
+           "deltas): every query of the run counts, the change filters as well as, e.g., the figures the "
+           "checks compare with."
+           + (f" Every incremental run with `lookback := {lit(inc['lookback'])}`." if inc.get("lookback") else "")
+           + "\n"]
+    noisy = False
+    for vkey, vlabel in INC_VARIANTS:
+        reps = inc["variants"].get(vkey) or []
+        if not reps:
+            continue
+        out.append(f"\n### {vlabel}\n\n")
+        if vkey == "indexed":
+            secs = med([r.get("setup", {}).get("index_seconds") for r in reps])
+            out.append("On the copy, before the full build (not timed"
+                       + (f"; {secs:.1f}s" if secs is not None else "") + "): "
+                       + "; ".join(f"`CREATE INDEX ON {t} ({c})`" for t, c in CHANGE_INDEXES) + "\n\n")
+        runs = {key: [r["runs"][key] for r in reps if key in r["runs"]] for key, *_ in INC_RUNS}
+
+        def summary(key):
+            ok = [r for r in runs[key] if r["ok"]]
+            use = [r for r in ok if not r.get("noisy")] or ok
+            return ok, use, (med([r["seconds"] for r in use]) if use else None)
+
+        full = summary("full")[2]
+        # the row figures of one repetition (the first whose runs all succeeded): they hardly vary
+        ex = next((r for r in reps if all(r["runs"].get(k, {}).get("ok") for k, *_ in INC_RUNS)), reps[0])
+        keys_total = sum(ex.get("counts", {}).values())
+        lines = ["| run | seconds | of the full build | peak RSS MB | client CPU s | PG CPU s | rows read from "
+                 "Postgres | rows changed | Postgres scanned: heap / via index |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for key, label, change, _ in INC_RUNS:
+            ok, use, secs = summary(key)
+            if not ok:
+                err = next((r.get("error") for r in runs[key] if r.get("error")), "not run")
+                lines.append(f"| {label} | failed: {str(err).replace('|', '/')[:300]} | - | - | - | - | - | - | - |")
+                continue
+            n_s = f" (n={len(use)})" if len(reps) > 1 and len(use) != len(reps) else ""
+            dagger = " †" if all(r.get("noisy") for r in use) else ""
+            share = "100%" if key == "full" else (f"{secs / full:.1%}" if full else "-")
+            if key == "incremental" and full:
+                share = f"**{share}**"
+            r_ex = ex["runs"].get(key, {})
+            read = f"{sum(step_rows(r_ex, 'bronze.').values()):,}"
+            if key == "deletes":
+                read += f" + {keys_total:,} keys"
+            changed = (f"{sum(ex['changes'][key]['changed'].values()):,}" if change and key in ex["changes"]
+                       else ("0" if key != "full" else "-"))
+            sc = r_ex.get("pg_scanned")
+            scanned = (f"{sum(v[0] for v in sc.values()):,} / {sum(v[1] for v in sc.values()):,}"
+                       if sc is not None else "-")
+            lines.append(f"| {label} | {secs:.2f}{n_s}{dagger} | {share} | {max(r['rss_mb'] for r in ok):.0f} | "
+                         f"{med([r['client_cpu'] for r in use]):.1f} | {med([r['pg_cpu'] for r in use]):.1f} | "
+                         f"{read} | {changed} | {scanned} |")
+        out.append("\n".join(lines) + "\n\n")
+        noisy = noisy or any(r.get("noisy") for rs in runs.values() for r in rs)
+        inc_s = summary("incremental")[2]
+        if inc_s is not None and full:
+            verdict = "met" if inc_s / full <= INC_TARGET else "NOT met"
+            out.append(f"Incremental run after a {frac:.1%} change: {inc_s:.2f}s = **{inc_s / full:.1%}** of the full "
+                       f"build's {full:.2f}s (target ≤ {INC_TARGET:.0%}): **{verdict}**.")
+            dd = summary("deletes")[2]
+            if dd is not None:
+                out.append(f" detect_deletes (every key of the {len(SOURCE_TABLES)} tables read and compared): "
+                           f"{dd:.2f}s = {dd / full:.1%}.")
+            out.append("\n\n")
+        for key in ("incremental", "deletes"):
+            ch = ex["changes"].get(key)
+            if ch:
+                what = ", ".join(f"{k} {v:,}" for k, v in ch["summary"].items())
+                out.append(f"- change before `{key}`: advance took {ch['seconds']:.2f}s ({what})\n")
+        out.append("\n" if ex["changes"] else "")
+        cols = [("changed", lambda t: ex["changes"].get("incremental", {}).get("changed", {}).get(t)),
+                ("read: incremental", lambda t: step_rows(ex["runs"].get("incremental", {}), "bronze.").get(t)),
+                ("read: rerun", lambda t: step_rows(ex["runs"].get("rerun", {}), "bronze.").get(t)),
+                ("changed (2nd)", lambda t: ex["changes"].get("deletes", {}).get("changed", {}).get(t)),
+                ("read: detect_deletes run", lambda t: step_rows(ex["runs"].get("deletes", {}), "bronze.").get(t)),
+                ("deleted found", lambda t: step_rows(ex["runs"].get("deletes", {}), "deletes.").get(t)),
+                ("Postgres heap rows scanned: incremental",
+                 lambda t: (ex["runs"].get("incremental", {}).get("pg_scanned") or {}).get(t, [None])[0])]
+        tl = ["| source table | rows in Postgres | " + " | ".join(c for c, _ in cols) + " |",
+              "|---|" + "---:|" * (len(cols) + 1)]
+        for t in SOURCE_TABLES:
+            tl.append(f"| {t} | {ex.get('counts', {}).get(t, 0):,} | "
+                      + " | ".join("-" if v is None else f"{v:,}" for v in (fn(t) for _, fn in cols)) + " |")
+        out.append("Per source table (one repetition; the detect_deletes run also read the key of every row, "
+                   f"{keys_total:,} in all):\n\n" + "\n".join(tl) + "\n")
+        slow = []
+        for key, *_ in INC_RUNS[1:]:
+            r_ex = ex["runs"].get(key, {})
+            steps = r_ex.get("steps") or []
+            top = sorted(steps, key=lambda st: -float(st[2]) if _isfloat(st[2]) else 0)[:6]
+            if top:
+                total = sum(float(st[2]) for st in steps if _isfloat(st[2]))
+                slow.append(f"- `{key}`: " + ", ".join(f"{st[0]} {float(st[2]):.2f}s" for st in top)
+                            + f" (the {len(steps)} steps add up to {total:.2f}s of the CALL's "
+                            f"{r_ex.get('build_seconds', 0):.2f}s)")
+        if slow:
+            out.append("\nSlowest steps (seconds):\n\n" + "\n".join(slow) + "\n")
+    if noisy:
+        out.append("\n† every run was disturbed by other processes (their CPU exceeded --max-noise); otherwise the "
+                   "median is over the undisturbed runs only (n = their number)\n")
+    out.append("\n\"read\" can exceed \"changed\": an incremental run reads again the rows changed within `lookback` "
+               "(default 10 minutes) before the previous run's snapshot, for transactions that commit late; runs "
+               "back to back therefore re-read the previous change (the merges are idempotent).\n")
+    return "".join(out)
+
+
+def _isfloat(x) -> bool:
+    try:
+        float(x)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def report_from_json(path: Path) -> str:
     """`bench.py report RESULTS.json`: the markdown of a finished run again, with the current summary rules."""
     raw = json.loads(path.read_text())
     old = path.with_suffix(".md").read_text() if path.with_suffix(".md").exists() else ""
-    out = [old.split("\n## Extraction")[0].rstrip() + "\n"]
+    out = [old.split("\n## ", 1)[0].rstrip() + "\n"]  # the header
     if raw.get("tables"):
         out.append("\n## Extraction: Postgres table -> DuckDB table\n")
         for table, t in raw["tables"].items():
@@ -1026,6 +1349,9 @@ def report_from_json(path: Path) -> str:
     if raw.get("build"):
         out.append("\n## Build: CALL pagila_build_star() vs the bare extraction of its 15 source tables\n")
         out.append(fmt_build(raw["build"], raw.get("build_rows", 0), raw["scale"]))
+    if raw.get("incremental"):
+        out.append(INC_TITLE)
+        out.append(fmt_incremental(raw["incremental"]))
     if "\n## Profile" in old:
         out.append("\n## Profile" + old.split("\n## Profile", 1)[1])
     return "\n".join(out)

@@ -5,6 +5,7 @@
 #   bench/run.sh --quick         smoke run: scale 60, one repetition
 #   bench/run.sh --keep          keep the loaded server folder (build/bench/pg15-sf<scale>) and reuse it next time
 #   bench/run.sh --no-build      do not run `make release gen` first
+#   bench/run.sh --only incremental   only the incremental runs next to a full build
 #   bench/run.sh --help          every option of bench/bench.py
 #
 # Environment: BENCH_ARGS (extra arguments, for `make bench BENCH_ARGS=…` style use).
