@@ -1,7 +1,8 @@
 -- fact_rental: rentals (accumulating snapshot of a rental's life).
 -- Grain: one row per rental (rental_id, degenerate).
 -- Keys: rental_date_key -> dim_date (day the rental started, UTC), return_date_key -> dim_date
--- (day it was returned, -1 while not returned), customer_key -> dim_customer (renting
+-- (day it was returned, -1 while not returned); both computed as dim_date's smart key yyyymmdd
+-- (dim_date holds every such day, which check fact_keys_resolve verifies), customer_key -> dim_customer (renting
 -- customer), film_key -> dim_film (the inventory item's film), store_key -> dim_store (the
 -- store that owns the inventory item), staff_key -> dim_staff (staff member who rented it
 -- out). Every key is NOT NULL, -1 when unknown. customer_key, store_key and staff_key point at the
@@ -16,7 +17,7 @@
 --   payment_count  INTEGER and payment_total DECIMAL(18,2): payments that reference this
 --                  rental, aggregated per rental BEFORE the join so a rental never fans out
 --                  (0 and 0.00 when the rental has no payment).
--- Source: silver stg_rental, stg_payment, stg_film, gold dim_*. incremental/fact_rental
+-- Source: silver stg_rental, stg_payment, stg_film, gold dim_* (dim_date by its key rule). incremental/fact_rental
 -- maintains the same rows in an incremental build.
 CREATE OR REPLACE TABLE {{gold}}.fact_rental AS
 WITH paid AS (
@@ -30,8 +31,12 @@ WITH paid AS (
 )
 SELECT
     r.rental_id,
-    coalesce(drd.date_key, -1)      AS rental_date_key,
-    coalesce(dret.date_key, -1)     AS return_date_key,
+    coalesce(CASE WHEN isfinite(r.rental_date)
+                  THEN (year(r.rental_date) * 10000 + month(r.rental_date) * 100 + day(r.rental_date))::INTEGER
+             END, -1)               AS rental_date_key,
+    coalesce(CASE WHEN isfinite(r.return_date)
+                  THEN (year(r.return_date) * 10000 + month(r.return_date) * 100 + day(r.return_date))::INTEGER
+             END, -1)               AS return_date_key,
     coalesce(dc.customer_key, -1)   AS customer_key,
     coalesce(df.film_key, -1)       AS film_key,
     coalesce(ds.store_key, -1)      AS store_key,
@@ -49,8 +54,6 @@ SELECT
 FROM {{silver}}.stg_rental AS r
 LEFT JOIN paid ON paid.rental_id = r.rental_id
 LEFT JOIN {{silver}}.stg_film AS f ON f.film_id = r.film_id
-LEFT JOIN {{gold}}.dim_date AS drd ON drd.date = r.rental_date::DATE
-LEFT JOIN {{gold}}.dim_date AS dret ON dret.date = r.return_date::DATE
 LEFT JOIN {{gold}}.dim_customer AS dc
        ON dc.customer_id = r.customer_id
       AND dc.valid_from <= r.rental_date

@@ -1,6 +1,7 @@
 -- fact_sales: payments.
 -- Grain: one row per payment (payment_id). Degenerate dimensions: payment_id, rental_id.
--- Keys: date_key -> dim_date (payment day, UTC), customer_key -> dim_customer (the paying
+-- Keys: date_key -> dim_date (payment day, UTC, computed as dim_date's smart key yyyymmdd: dim_date
+-- holds every payment day, which check fact_keys_resolve verifies), customer_key -> dim_customer (the paying
 -- customer, payment.customer_id), staff_key -> dim_staff (the staff member who took the
 -- payment), film_key -> dim_film and store_key -> dim_store through the paid rental's
 -- inventory item (the store that owns the copy, as Pagila's sales_by_store does).
@@ -15,7 +16,9 @@ CREATE OR REPLACE TABLE {{gold}}.fact_sales AS
 SELECT
     p.payment_id,
     p.rental_id,
-    coalesce(dd.date_key, -1)       AS date_key,
+    coalesce(CASE WHEN isfinite(p.payment_date)
+                  THEN (year(p.payment_date) * 10000 + month(p.payment_date) * 100 + day(p.payment_date))::INTEGER
+             END, -1)               AS date_key,
     coalesce(dc.customer_key, -1)   AS customer_key,
     coalesce(df.film_key, -1)       AS film_key,
     coalesce(ds.store_key, -1)      AS store_key,
@@ -24,8 +27,6 @@ SELECT
     p.amount
 FROM {{silver}}.stg_payment AS p
 LEFT JOIN {{silver}}.stg_rental AS r ON r.rental_id = p.rental_id
-LEFT JOIN {{gold}}.dim_date AS dd
-       ON dd.date = p.payment_date::DATE
 LEFT JOIN {{gold}}.dim_customer AS dc
        ON dc.customer_id = p.customer_id
       AND dc.valid_from <= p.payment_date

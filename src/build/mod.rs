@@ -309,8 +309,8 @@ impl TableFunction for CheckFunction {
             let mut pg = crate::pg::Connection::connect(&bind.cfg).map_err(|e| format!("{f}: {e}"))?;
             let figures = run::source_figures(&mut pg).map_err(|e| format!("{f}: {e}"))?;
             let work = bind.state.inner.work()?;
-            let rows =
-                run::run_checks(&work, &bind.schemas, 0, &figures, models::CHECKS).map_err(|e| format!("{f}: {e}"))?;
+            let rows = run::run_checks(&work, &bind.schemas, 0, &figures, models::CHECKS, &[])
+                .map_err(|e| format!("{f}: {e}"))?;
             *slot = Some(rows.into_iter());
         }
         let it = slot.as_mut().expect("set above");

@@ -1,8 +1,9 @@
 //! The SQL models of the Pagila star schema, embedded in the binary, in execution order.
 //!
 //! `CALL pagila_build_star()` loads the bronze tables ([`SOURCE_TABLES`]), then runs every
-//! [`MODELS`] entry in order (each rendered with [`render`]), then every [`CHECKS`] query,
-//! all inside one DuckDB transaction. An incremental build upserts bronze instead and runs
+//! [`MODELS`] entry in order (each rendered with [`render`]), then every [`CHECKS`] query, on
+//! the tables' next names ([`staged_tables`]), which it swaps in at the end in one transaction.
+//! An incremental build upserts bronze instead and runs
 //! [`INCREMENTAL_MODELS`] (then [`INCREMENTAL_CHECKS`], or [`CHECKS`] when time allows). The SQL
 //! lives in `sql/` (one model per file, each with a header comment giving its grain, keys and
 //! sources).
@@ -370,6 +371,105 @@ impl Schemas {
     }
 }
 
+/// Name prefix of the tables a full build writes before it swaps them in (see [`staged_tables`]).
+pub const NEXT_PREFIX: &str = "__pagila_next_";
+
+/// A persistent table that a full build (re)writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    /// The layer placeholder of its schema: "bronze", "silver" or "gold".
+    pub layer: &'static str,
+    pub table: String,
+    /// Created with `CREATE TABLE IF NOT EXISTS` and merged into (key maps, SCD2
+    /// dimensions): the build starts from a copy of the current table.
+    pub merged: bool,
+}
+
+impl Staged {
+    /// Its name while the build writes it.
+    pub fn next_name(&self) -> String {
+        format!("{NEXT_PREFIX}{}", self.table)
+    }
+}
+
+/// Every persistent table a full build writes: the bronze [`SOURCES`] and each table the
+/// [`MODELS`] create with `CREATE OR REPLACE TABLE` or `CREATE TABLE IF NOT EXISTS`.
+///
+/// A full build writes them under their next names ([`to_next`]), each statement committing on
+/// its own, so that every model reads committed tables (DuckDB scans a table written earlier in
+/// the same transaction several times slower), then swaps them in with one short transaction
+/// of DROP and RENAME. Readers see the previous star until that commit.
+pub fn staged_tables() -> Vec<Staged> {
+    let mut out: Vec<Staged> = SOURCES
+        .iter()
+        .map(|s| Staged {
+            layer: "bronze",
+            table: s.table.to_string(),
+            merged: false,
+        })
+        .collect();
+    for m in MODELS {
+        for line in m.sql.lines().map(|l| l.split("--").next().unwrap_or("")) {
+            for (pattern, merged) in [
+                ("CREATE OR REPLACE TABLE ", false),
+                ("CREATE TABLE IF NOT EXISTS ", true),
+            ] {
+                let Some(at) = line.find(pattern) else { continue };
+                if let Some((layer, table, _)) = table_ref(&line[at + pattern.len()..]) {
+                    if !out.iter().any(|s| s.layer == layer && s.table == table) {
+                        out.push(Staged {
+                            layer,
+                            table: table.to_string(),
+                            merged,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A reference `{{layer}}.table` at the start of `s`: the layer (one of the layer
+/// placeholders), the table, and the text after it.
+fn table_ref(s: &str) -> Option<(&'static str, &str, &str)> {
+    let rest = s.strip_prefix("{{")?;
+    let end = rest.find("}}")?;
+    let name = rest[..end].trim();
+    let layer = ["bronze", "silver", "gold"].into_iter().find(|l| *l == name)?;
+    let rest = rest[end + 2..].strip_prefix('.')?;
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    (len > 0).then(|| (layer, &rest[..len], &rest[len..]))
+}
+
+/// `sql` with every reference `{{layer}}.table` to a table in `staged` turned into one to its
+/// next name (placeholders kept, for [`render`]).
+pub fn to_next(sql: &str, staged: &[Staged]) -> String {
+    let mut out = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        match table_ref(tail) {
+            Some((layer, table, after)) if staged.iter().any(|s| s.layer == layer && s.table == table) => {
+                let placeholder = &tail[..tail.len() - after.len() - table.len()];
+                out.push_str(placeholder);
+                out.push_str(NEXT_PREFIX);
+                out.push_str(table);
+                rest = after;
+            }
+            _ => {
+                out.push_str("{{");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Quote a SQL identifier for DuckDB: wrap in double quotes, double any embedded quote.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -421,6 +521,45 @@ mod tests {
         v.push(("src_payment_sum", "67416.51".into()));
         v.push(("src_rental_count", "16044".into()));
         v
+    }
+
+    #[test]
+    fn staged_tables_cover_every_persistent_table_of_a_full_build() {
+        let st = staged_tables();
+        let has = |layer: &str, t: &str, merged: bool| {
+            st.iter()
+                .any(|s| s.layer == layer && s.table == t && s.merged == merged)
+        };
+        assert!(has("bronze", "payment", false));
+        assert!(has("silver", "stg_rental", false));
+        assert!(has("silver", "keymap_film", true));
+        assert!(has("gold", "dim_customer", true));
+        assert!(has("gold", "fact_sales", false));
+        assert!(has("gold", "mart_revenue_monthly", false));
+        assert!(
+            !st.iter().any(|s| s.table.starts_with("pagila_")),
+            "temp tables and the run log are not staged"
+        );
+        assert_eq!(
+            st.len(),
+            SOURCES.len() + st.iter().filter(|s| s.layer != "bronze").count()
+        );
+    }
+
+    #[test]
+    fn to_next_rewrites_only_staged_references() {
+        let st = vec![Staged {
+            layer: "silver",
+            table: "stg_rental".into(),
+            merged: false,
+        }];
+        let sql = "FROM {{silver}}.stg_rental r JOIN {{ silver }}.stg_rental_x x JOIN {{gold}}.stg_rental g \
+                   JOIN {{silver}}.stg_rental, {{ silver }}.stg_rental WHERE {{run_id}} > 0";
+        assert_eq!(
+            to_next(sql, &st),
+            "FROM {{silver}}.__pagila_next_stg_rental r JOIN {{ silver }}.stg_rental_x x JOIN {{gold}}.stg_rental g \
+                   JOIN {{silver}}.__pagila_next_stg_rental, {{ silver }}.__pagila_next_stg_rental WHERE {{run_id}} > 0"
+        );
     }
 
     /// Lines of `sql` without `--` comments, for structural assertions.

@@ -1,6 +1,8 @@
 //! One build of the star: bronze extracts under one Postgres snapshot, then the
-//! models, then the checks, all in one DuckDB transaction on the extension's
-//! work connection; the run log is written on the log connection, outside it.
+//! models, then the checks, on the extension's work connection; the run log is
+//! written on the log connection. A full build writes new tables beside the
+//! current ones and swaps them in with one transaction at the end; an
+//! incremental build runs in one transaction.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -109,6 +111,7 @@ pub fn run_checks(
     run_id: i64,
     figures: &SourceFigures,
     list: &[models::Check],
+    staged: &[models::Staged],
 ) -> Result<Vec<CheckRow>, String> {
     let mut vars = schemas.vars(run_id);
     vars.push(("src_payment_count", figures.payment_count.clone()));
@@ -116,7 +119,7 @@ pub fn run_checks(
     vars.push(("src_rental_count", figures.rental_count.clone()));
     let mut out = Vec::new();
     for c in list {
-        let sql = models::render(c.sql, &vars)?;
+        let sql = models::render(&models::to_next(c.sql, staged), &vars)?;
         let rows = conn.query(&sql).map_err(|e| format!("check {}: {e}", c.name))?;
         for r in rows {
             out.push(CheckRow {
@@ -364,13 +367,11 @@ fn build_steps(
     };
 
     // One Postgres snapshot for every extract; its connection also reads the
-    // figures the checks compare with.
+    // figures the checks compare with, once the extracts are done.
     let mut snap: Option<(crate::pg::Connection, String)> = None;
-    let mut figures = None;
     let mut snapshot_us: Option<i64> = None;
     step("snapshot", &mut || {
         let (mut conn, id) = snapshot::export(&p.cfg).map_err(|e| e.to_string())?;
-        figures = Some(source_figures(&mut conn)?);
         snapshot_us = conn
             .simple_query("SELECT (extract(epoch FROM now()) * 1000000)::bigint")
             .map_err(|e| format!("reading the snapshot's time: {e}"))?
@@ -380,8 +381,11 @@ fn build_steps(
         snap = Some((conn, id));
         Ok(None)
     })?;
-    let (_snap_conn, snap_id) = snap.expect("set by the snapshot step");
-    let figures = figures.expect("set by the snapshot step");
+    let (snap_conn, snap_id) = snap.expect("set by the snapshot step");
+    let mut snap_conn = Some(snap_conn);
+    // Postgres counts and sums payment and rental (a scan of both) while DuckDB builds the
+    // models: in the build's snapshot, on the connection that holds it.
+    let mut figures_job: Option<std::thread::JoinHandle<Result<SourceFigures, String>>> = None;
     let run_dsn = RunDsn::register(p.cfg.clone());
 
     let work = inner.work()?;
@@ -389,18 +393,67 @@ fn build_steps(
     // is per connection here, so the user's connections keep theirs).
     work.query("SET SESSION preserve_insertion_order = false")
         .map_err(|e| format!("SET preserve_insertion_order: {e}"))?;
-    work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
-    let result = (|| -> Result<Vec<CheckRow>, String> {
-        let bronze = models::quote_ident(&p.schemas.bronze);
-        let gold = models::quote_ident(&p.schemas.gold);
-        work.query(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {bronze}; CREATE TABLE IF NOT EXISTS {gold}.pagila_bookmarks \
-             (source_table VARCHAR, bookmark_column VARCHAR, high_water TIMESTAMPTZ, high_water_us BIGINT, \
-             run_id BIGINT, updated_at TIMESTAMPTZ); \
-             ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS snapshot_us BIGINT; \
-             ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS high_water_id BIGINT"
-        ))
+    let bronze = models::quote_ident(&p.schemas.bronze);
+    let gold = models::quote_ident(&p.schemas.gold);
+    // What a build that died left behind (the process was killed mid-build).
+    drop_next_tables(&work, &p.schemas)?;
+    work.query(&format!("CREATE SCHEMA IF NOT EXISTS {bronze}"))
         .map_err(|e| e.to_string())?;
+    // Created with the first star (in the swap of a full build).
+    let bookmarks_ddl = format!(
+        "CREATE TABLE IF NOT EXISTS {gold}.pagila_bookmarks \
+         (source_table VARCHAR, bookmark_column VARCHAR, high_water TIMESTAMPTZ, high_water_us BIGINT, \
+         run_id BIGINT, updated_at TIMESTAMPTZ); \
+         ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS snapshot_us BIGINT; \
+         ALTER TABLE {gold}.pagila_bookmarks ADD COLUMN IF NOT EXISTS high_water_id BIGINT"
+    );
+    let bookmarks = match &p.mode {
+        Mode::Incremental { .. } => {
+            work.query(&bookmarks_ddl).map_err(|e| e.to_string())?;
+            read_bookmarks(&work, &p.schemas)?
+        }
+        Mode::Full => None,
+    };
+    let incremental = match (&p.mode, &bookmarks) {
+        (
+            Mode::Incremental {
+                lookback,
+                detect_deletes,
+            },
+            Some(bm),
+        ) => Some((lookback, *detect_deletes, bm)),
+        (Mode::Incremental { .. }, None) => {
+            step("mode: full (no bookmarks yet)", &mut || Ok(None))?;
+            None
+        }
+        _ => None,
+    };
+    // A full build writes every table under its next name, committing as it goes, and swaps
+    // them in at the end (see models::staged_tables). An incremental build changes a small part
+    // of the tables in place, in one transaction.
+    let staged: Vec<models::Staged> = if incremental.is_some() {
+        Vec::new()
+    } else {
+        models::staged_tables()
+    };
+    let schema_of = |layer: &str| match layer {
+        "bronze" => &p.schemas.bronze,
+        "silver" => &p.schemas.silver,
+        _ => &p.schemas.gold,
+    };
+    if !staged.is_empty() {
+        refuse_views_in_the_way(&work, &staged, &schema_of)?;
+    }
+    let mut in_tx = false;
+    let result = (|| -> Result<Vec<CheckRow>, String> {
+        if incremental.is_some() {
+            work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
+            in_tx = true;
+        } else {
+            for st in staged.iter().filter(|s| s.merged) {
+                copy_for_merge(&work, schema_of(st.layer), st)?;
+            }
+        }
         let extract = |table: &str, extra: &str| {
             format!(
                 "pagila_extract({src}, dsn := {dsn}, snapshot := {snap}{threads}{extra})",
@@ -412,40 +465,25 @@ fn build_steps(
         };
         // Never copy credentials into DuckDB.
         let columns = |table: &str| if table == "staff" { "* EXCLUDE (password)" } else { "*" };
-        let bookmarks = match &p.mode {
-            Mode::Incremental { .. } => read_bookmarks(&work, &p.schemas)?,
-            Mode::Full => None,
-        };
-        let incremental = match (&p.mode, &bookmarks) {
-            (
-                Mode::Incremental {
-                    lookback,
-                    detect_deletes,
-                },
-                Some(bm),
-            ) => Some((lookback, *detect_deletes, bm)),
-            (Mode::Incremental { .. }, None) => {
-                step("mode: full (no bookmarks yet)", &mut || Ok(None))?;
-                None
-            }
-            _ => None,
-        };
         let mut high_water: Vec<(&str, &str, Mark)> = Vec::new();
         match incremental {
             None => {
                 for src in models::SOURCES {
                     let t = src.table;
+                    let next = format!(
+                        "{bronze}.{}",
+                        models::quote_ident(&format!("{}{t}", models::NEXT_PREFIX))
+                    );
                     let sql = format!(
-                        "CREATE OR REPLACE TABLE {bronze}.{table} AS SELECT {cols}, {run_id}::BIGINT AS _run_id, \
+                        "CREATE OR REPLACE TABLE {next} AS SELECT {cols}, {run_id}::BIGINT AS _run_id, \
                          now() AS _loaded_at FROM {from}",
-                        table = models::quote_ident(t),
                         cols = columns(t),
                         from = extract(t, ""),
                     );
                     step(&format!("{}.{t}", p.schemas.bronze), &mut || {
                         work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
                     })?;
-                    let hw = marks_of(&work, &format!("{bronze}.{}", models::quote_ident(t)), src)?;
+                    let hw = marks_of(&work, &next, src)?;
                     high_water.push((t, src.changed, hw));
                 }
             }
@@ -471,38 +509,9 @@ fn build_steps(
                         .find(|(n, _)| n == t)
                         .map(|(_, m)| *m)
                         .unwrap_or_default();
-                    // Rows past the mark, and rows that may have committed after the
-                    // last run's snapshot with an older timestamp (last_update is the
-                    // writing transaction's start): those start at most `lookback`
-                    // before that snapshot. Old bulk-loaded rows at the mark itself are
-                    // not read again.
-                    let col = crate::pg::quote_ident(src.changed);
-                    let ts = |us: i64| format!("timestamptz 'epoch' + {us} * interval '1 microsecond'");
-                    // One range on the change column where possible, so that an index
-                    // on it serves the read. For payment, (payment_date, payment_id) past
-                    // the marks: the order of its primary key.
-                    let window = |snap: i64| format!("{} - interval '{lookback}'", ts(snap));
-                    let conds: Vec<String> = match (old.us, bm.snapshot_us, src.id.zip(old.id)) {
-                        // A payment recorded late with an earlier date still has a
-                        // new id: ids past the mark are read too (Postgres scans for
-                        // them unless payment_id has an index of its own).
-                        (Some(us), Some(snap), Some((c, id))) => vec![
-                            format!("({col}, {}) > ({}, {id})", crate::pg::quote_ident(c), ts(us)),
-                            format!("{col} >= {}", window(snap)),
-                            format!("{} > {id}", crate::pg::quote_ident(c)),
-                        ],
-                        (Some(us), Some(snap), None) => vec![format!(
-                            "{col} >= LEAST({} + interval '1 microsecond', {})",
-                            ts(us),
-                            window(snap)
-                        )],
-                        (Some(us), None, _) => vec![format!("{col} >= {} - interval '{lookback}'", ts(us))],
-                        (None, _, _) => Vec::new(),
-                    };
-                    let filter = if conds.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", filter := {}", quote_literal(&conds.join(" OR ")))
+                    let filter = match changed_filter(src, old, bm.snapshot_us, lookback) {
+                        Some(f) => format!(", filter := {}", quote_literal(&f)),
+                        None => String::new(),
                     };
                     let changed = format!("temp.main.pagila_changed_{t}");
                     let sql = format!(
@@ -547,20 +556,33 @@ fn build_steps(
                 }
             }
         }
+        // An incremental run without detect_deletes reconciles with bronze instead (below).
+        let compare_with_postgres = !matches!(incremental, Some((_, false, _)));
+        if let Some(mut conn) = snap_conn.take().filter(|_| compare_with_postgres) {
+            figures_job = Some(std::thread::spawn(move || source_figures(&mut conn)));
+        }
         let model_list = if incremental.is_some() {
             models::INCREMENTAL_MODELS
         } else {
             models::MODELS
         };
         let vars = p.schemas.vars(run_id);
+        // The compat views of a full build are created with the swap: they name the gold
+        // tables, which only then have their final names.
+        let mut swap_models = Vec::new();
         for m in model_list {
-            let sql = models::render(m.sql, &vars)?;
             let schema = match m.layer {
                 models::Layer::Silver => &p.schemas.silver,
                 models::Layer::Gold => &p.schemas.gold,
                 models::Layer::Compat => &p.schemas.compat,
             };
-            step(&format!("{schema}.{}", m.name), &mut || {
+            let name = format!("{schema}.{}", m.name);
+            if incremental.is_none() && m.layer == models::Layer::Compat {
+                swap_models.push(models::render(m.sql, &vars)?);
+                continue;
+            }
+            let sql = models::render(&models::to_next(m.sql, &staged), &vars)?;
+            step(&name, &mut || {
                 work.query(&sql).map(|r| count_of(&r)).map_err(|e| e.to_string())
             })?;
         }
@@ -578,27 +600,28 @@ fn build_steps(
                 )
             })
             .collect();
-        step("bookmarks", &mut || {
-            work.query(&format!(
-                "DELETE FROM {gold}.pagila_bookmarks; INSERT INTO {gold}.pagila_bookmarks (source_table, \
-                 bookmark_column, high_water, high_water_us, snapshot_us, high_water_id, run_id, updated_at) VALUES {}",
-                values.join(", ")
-            ))
-            .map(|r| count_of(&r))
-            .map_err(|e| e.to_string())
-        })?;
+        let write_bookmarks = format!(
+            "DELETE FROM {gold}.pagila_bookmarks; INSERT INTO {gold}.pagila_bookmarks (source_table, \
+             bookmark_column, high_water, high_water_us, snapshot_us, high_water_id, run_id, updated_at) VALUES {}",
+            values.join(", ")
+        );
+        if incremental.is_some() {
+            step("bookmarks", &mut || {
+                work.query(&write_bookmarks)
+                    .map(|r| count_of(&r))
+                    .map_err(|e| e.to_string())
+            })?;
+        }
         let mut checks = Vec::new();
         step("checks", &mut || {
             // Without detect_deletes, rows deleted in Postgres stay in bronze (and
             // so in the star) until a run that looks for them: reconcile with what
             // was loaded then, not with Postgres' counts.
-            let bronze_figures;
-            let against = match incremental {
-                Some((_, false, _)) => {
-                    bronze_figures = figures_from_bronze(&work, &p.schemas)?;
-                    &bronze_figures
-                }
-                _ => &figures,
+            let against = match figures_job.take() {
+                Some(job) => job
+                    .join()
+                    .map_err(|_| "reading source figures: the thread died".to_string())??,
+                None => figures_from_bronze(&work, &p.schemas)?,
             };
             // An incremental run checks what it can change cheaply; the full list
             // (key resolution over every fact, fan-out) is a full build's and
@@ -608,7 +631,7 @@ fn build_steps(
             } else {
                 models::CHECKS
             };
-            checks = run_checks(&work, &p.schemas, run_id, against, list)?;
+            checks = run_checks(&work, &p.schemas, run_id, &against, list, &staged)?;
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| !c.ok)
@@ -632,16 +655,37 @@ fn build_steps(
             }
             Ok(Some(checks.len() as i64))
         })?;
+        step("commit", &mut || {
+            if incremental.is_none() {
+                // The swap: every table takes its final name, the compat views and the
+                // bookmarks follow, in one short transaction.
+                work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
+                in_tx = true;
+                let mut sql = String::new();
+                for st in &staged {
+                    let schema = models::quote_ident(schema_of(st.layer));
+                    sql.push_str(&format!(
+                        "DROP TABLE IF EXISTS {schema}.{live}; ALTER TABLE {schema}.{next} RENAME TO {live};\n",
+                        live = models::quote_ident(&st.table),
+                        next = models::quote_ident(&st.next_name()),
+                    ));
+                }
+                work.query(&sql)
+                    .map_err(|e| format!("swapping the new tables in: {e}"))?;
+                for m in &swap_models {
+                    work.query(m).map_err(|e| e.to_string())?;
+                }
+                work.query(&bookmarks_ddl).map_err(|e| format!("bookmarks: {e}"))?;
+                work.query(&write_bookmarks).map_err(|e| format!("bookmarks: {e}"))?;
+            }
+            work.query("COMMIT").map_err(|e| e.to_string())?;
+            in_tx = false;
+            Ok(None)
+        })?;
         Ok(checks)
     })();
     match result {
         Ok(checks) => {
-            step("commit", &mut || {
-                work.query("COMMIT").map(|_| None).map_err(|e| e.to_string())
-            })
-            .inspect_err(|_| {
-                let _ = work.query("ROLLBACK");
-            })?;
             log.checks(&checks);
             // A CHECKPOINT cannot run inside the CALL (the caller's transaction
             // counts as a writer); the watcher runs one once the database is quiet.
@@ -649,10 +693,137 @@ fn build_steps(
             Ok(())
         }
         Err(e) => {
-            let _ = work.query("ROLLBACK");
+            if in_tx {
+                let _ = work.query("ROLLBACK");
+            }
+            // Nothing half-written stays behind: the previous star is untouched.
+            let _ = drop_next_tables(&work, &p.schemas);
             Err(e)
         }
     }
+}
+
+/// The filter an incremental build sends with a source table's COPY: rows changed past its
+/// mark, or None (no mark yet: read it all).
+fn changed_filter(src: &models::Source, old: Mark, snapshot_us: Option<i64>, lookback: &str) -> Option<String> {
+    // Rows past the mark, and rows that may have committed after the
+    // last run's snapshot with an older timestamp (last_update is the
+    // writing transaction's start): those start at most `lookback`
+    // before that snapshot. Old bulk-loaded rows at the mark itself are
+    // not read again.
+    let col = crate::pg::quote_ident(src.changed);
+    let ts = |us: i64| format!("timestamptz 'epoch' + {us} * interval '1 microsecond'");
+    // One range on the change column where possible, so that an index
+    // on it serves the read. For payment, (payment_date, payment_id) past
+    // the marks: the order of its primary key.
+    let window = |snap: i64| format!("{} - interval '{lookback}'", ts(snap));
+    let conds: Vec<String> = match (old.us, snapshot_us, src.id.zip(old.id)) {
+        // A payment recorded late with an earlier date still has a
+        // new id: ids past the mark are read too (Postgres scans for
+        // them unless payment_id has an index of its own).
+        (Some(us), Some(snap), Some((c, id))) => vec![
+            format!("({col}, {}) > ({}, {id})", crate::pg::quote_ident(c), ts(us)),
+            format!("{col} >= {}", window(snap)),
+            format!("{} > {id}", crate::pg::quote_ident(c)),
+        ],
+        (Some(us), Some(snap), None) => vec![format!(
+            "{col} >= LEAST({} + interval '1 microsecond', {})",
+            ts(us),
+            window(snap)
+        )],
+        (Some(us), None, _) => vec![format!("{col} >= {} - interval '{lookback}'", ts(us))],
+        (None, _, _) => Vec::new(),
+    };
+    (!conds.is_empty()).then(|| conds.join(" OR "))
+}
+
+/// Fails before any work when a view holds the name of a table the build writes (the swap at
+/// the end could not replace it).
+fn refuse_views_in_the_way<'s>(
+    conn: &crate::ffi::conn::Connection,
+    staged: &[models::Staged],
+    schema_of: &dyn Fn(&str) -> &'s String,
+) -> Result<(), String> {
+    let names: Vec<String> = staged
+        .iter()
+        .map(|st| format!("({}, {})", quote_literal(schema_of(st.layer)), quote_literal(&st.table)))
+        .collect();
+    let rows = conn
+        .query(&format!(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database() \
+             AND (schema_name, view_name) IN ({}) ORDER BY ALL",
+            names.join(", ")
+        ))
+        .map_err(|e| format!("listing views: {e}"))?;
+    match rows.first() {
+        Some(r) => Err(format!(
+            "{}.{} is a view, and the build writes a table of that name: drop or rename the view",
+            r.first().cloned().flatten().unwrap_or_default(),
+            r.get(1).cloned().flatten().unwrap_or_default()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Drops the tables a full build writes before its swap (`<prefix><table>` in the three layer
+/// schemas): after a failed build, and before every build in case a process died mid-build.
+fn drop_next_tables(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<(), String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() \
+             AND schema_name IN ({}, {}, {}) AND starts_with(table_name, {})",
+            quote_literal(&schemas.bronze),
+            quote_literal(&schemas.silver),
+            quote_literal(&schemas.gold),
+            quote_literal(models::NEXT_PREFIX)
+        ))
+        .map_err(|e| format!("listing unfinished tables: {e}"))?;
+    for r in rows {
+        if let (Some(Some(schema)), Some(Some(table))) = (r.first(), r.get(1)) {
+            conn.query(&format!(
+                "DROP TABLE IF EXISTS {}.{}",
+                models::quote_ident(schema),
+                models::quote_ident(table)
+            ))
+            .map_err(|e| format!("dropping the unfinished table {schema}.{table}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the next version of a table the build merges into (key map, SCD2 dimension) as a
+/// copy of the current one, constraints included; nothing when there is none yet (the model
+/// creates it).
+fn copy_for_merge(conn: &crate::ffi::conn::Connection, schema: &str, st: &models::Staged) -> Result<(), String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = {} \
+             AND table_name = {}",
+            quote_literal(schema),
+            quote_literal(&st.table)
+        ))
+        .map_err(|e| format!("reading the definition of {schema}.{}: {e}", st.table))?;
+    let Some(ddl) = rows.first().and_then(|r| r.first().cloned().flatten()) else {
+        return Ok(());
+    };
+    // "CREATE TABLE <schema>.<table>(<columns and constraints>);": keep what follows the name.
+    let columns = [
+        format!(".{}(", st.table),
+        format!(".{}(", models::quote_ident(&st.table)),
+    ]
+    .iter()
+    .find_map(|n| ddl.find(n.as_str()).map(|at| &ddl[at + n.len() - 1..]))
+    .ok_or_else(|| format!("unexpected definition of {schema}.{}", st.table))?;
+    let (s, live, next) = (
+        models::quote_ident(schema),
+        models::quote_ident(&st.table),
+        models::quote_ident(&st.next_name()),
+    );
+    conn.query(&format!(
+        "CREATE TABLE {s}.{next}{columns} INSERT INTO {s}.{next} SELECT * FROM {s}.{live}"
+    ))
+    .map_err(|e| format!("copying {schema}.{}: {e}", st.table))?;
+    Ok(())
 }
 
 /// Shared between the CALL and its build thread.
