@@ -41,11 +41,16 @@ JOIN (SELECT r.rental_id, a.switch_at
 WHERE p.payment_date >= getvariable('pagila_since_store')
 UNION
 -- An entity seen for the first time has had no version: its facts, if any, point at -1.
-SELECT f.payment_id
-FROM (SELECT payment_id FROM {{gold}}.fact_sales
-      WHERE customer_key = -1 OR store_key = -1 OR staff_key = -1) AS f
-JOIN {{silver}}.stg_payment AS p ON p.payment_id = f.payment_id
-LEFT JOIN {{silver}}.stg_rental AS r ON r.rental_id = p.rental_id
+SELECT p.payment_id
+FROM (SELECT payment_id, customer_id, staff_id, rental_id FROM {{silver}}.stg_payment
+      WHERE payment_id IN (SELECT payment_id FROM {{gold}}.fact_sales
+                           WHERE customer_key = -1 OR store_key = -1 OR staff_key = -1)) AS p
+LEFT JOIN (SELECT rental_id, store_id FROM {{silver}}.stg_rental
+           WHERE rental_id IN (SELECT rental_id FROM {{silver}}.stg_payment
+                               WHERE payment_id IN (SELECT payment_id FROM {{gold}}.fact_sales
+                                                    WHERE customer_key = -1 OR store_key = -1
+                                                       OR staff_key = -1))) AS r
+       ON r.rental_id = p.rental_id
 WHERE p.customer_id IN (SELECT customer_id FROM temp.pagila_scd_customer WHERE action = 'open_first')
    OR p.staff_id IN (SELECT staff_id FROM temp.pagila_scd_staff WHERE action = 'open_first')
    OR r.store_id IN (SELECT store_id FROM temp.pagila_scd_store WHERE action = 'open_first');
