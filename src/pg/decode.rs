@@ -92,6 +92,18 @@ pub struct Numeric<'a> {
 }
 
 const NUMERIC_NEG: u16 = 0x4000;
+/// 10^0 ..= 10^38.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+const POW10_U16: [u16; 4] = [1, 10, 100, 1000];
+
 const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
@@ -116,8 +128,8 @@ impl<'a> Numeric<'a> {
         })
     }
 
-    fn digit(&self, i: usize) -> i128 {
-        i128::from(u16::from_be_bytes([self.digits[2 * i], self.digits[2 * i + 1]]))
+    fn digit(&self, i: usize) -> u16 {
+        u16::from_be_bytes([self.digits[2 * i], self.digits[2 * i + 1]])
     }
 
     fn ndigits(&self) -> usize {
@@ -127,12 +139,14 @@ impl<'a> Numeric<'a> {
     /// The value scaled by 10^scale as an integer, if it is exact and has at most
     /// `width` digits; otherwise None.
     pub fn to_scaled(&self, width: u8, scale: u8) -> Option<i128> {
-        if matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
+        if matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) || width > 38 {
             return None;
         }
         // value * 10^scale = sum of digit_i * 10^(4 * (weight - i) + scale): each
         // base-10000 group is placed at its own power of ten, so no intermediate
-        // value is wider than the result (a 38-digit DECIMAL fits i128).
+        // value is wider than the result (a 38-digit DECIMAL fits i128). Powers come
+        // from a table and the groups' own arithmetic stays in 64 bits: this runs once
+        // per value of every numeric column.
         let mut acc: i128 = 0;
         for i in 0..self.ndigits() {
             let d = self.digit(i);
@@ -141,20 +155,20 @@ impl<'a> Numeric<'a> {
             }
             let e = 4 * (i32::from(self.weight) - i as i32) + i32::from(scale);
             let term = if e >= 0 {
-                d.checked_mul(10i128.checked_pow(e as u32)?)?
+                i128::from(d).checked_mul(*POW10.get(e as usize)?)?
             } else if e > -4 {
                 // Only the group's trailing zeros may fall beyond the scale.
-                let div = 10i128.pow((-e) as u32);
+                let div = POW10_U16[(-e) as usize];
                 if d % div != 0 {
                     return None;
                 }
-                d / div
+                i128::from(d / div)
             } else {
                 return None;
             };
             acc = acc.checked_add(term)?;
         }
-        if acc >= 10i128.pow(u32::from(width)) {
+        if acc >= POW10[usize::from(width)] {
             return None;
         }
         Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
