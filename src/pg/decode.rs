@@ -159,7 +159,7 @@ impl<'a> Numeric<'a> {
             } else if e > -4 {
                 // Only the group's trailing zeros may fall beyond the scale.
                 let div = POW10_U16[(-e) as usize];
-                if d % div != 0 {
+                if !d.is_multiple_of(div) {
                     return None;
                 }
                 i128::from(d / div)
