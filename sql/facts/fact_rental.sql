@@ -1,7 +1,7 @@
 -- fact_rental: rentals (accumulating snapshot of a rental's life).
 -- Grain: one row per rental (rental_id, degenerate).
 -- Keys: rental_date_key -> dim_date (day the rental started, UTC), return_date_key -> dim_date
--- (day it was returned, -1 while not returned); both computed as dim_date's smart key yyyymmdd
+-- (day it was returned, -1 while not returned), both computed as dim_date's smart key yyyymmdd
 -- (dim_date holds every such day, which check fact_keys_resolve verifies), customer_key -> dim_customer (renting
 -- customer), film_key -> dim_film (the inventory item's film), store_key -> dim_store (the
 -- store that owns the inventory item), staff_key -> dim_staff (staff member who rented it
