@@ -359,6 +359,17 @@ impl Default for Schemas {
 }
 
 impl Schemas {
+    /// The schema of a layer placeholder ("bronze", "silver", "gold", "compat"), unquoted.
+    pub fn layer(&self, placeholder: &str) -> &str {
+        match placeholder {
+            "bronze" => &self.bronze,
+            "silver" => &self.silver,
+            "gold" => &self.gold,
+            "compat" => &self.compat,
+            other => unreachable!("not a layer placeholder: {other}"),
+        }
+    }
+
     /// The model placeholders with the schema names quoted as identifiers.
     pub fn vars(&self, run_id: i64) -> Vec<(&'static str, String)> {
         vec![

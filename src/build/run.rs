@@ -381,11 +381,7 @@ fn build_steps(
         snap = Some((conn, id));
         Ok(None)
     })?;
-    let (snap_conn, snap_id) = snap.expect("set by the snapshot step");
-    let mut snap_conn = Some(snap_conn);
-    // Postgres counts and sums payment and rental (a scan of both) while DuckDB builds the
-    // models: in the build's snapshot, on the connection that holds it.
-    let mut figures_job: Option<std::thread::JoinHandle<Result<SourceFigures, String>>> = None;
+    let (mut snap_conn, snap_id) = snap.expect("set by the snapshot step");
     let run_dsn = RunDsn::register(p.cfg.clone());
 
     let work = inner.work()?;
@@ -436,13 +432,8 @@ fn build_steps(
     } else {
         models::staged_tables()
     };
-    let schema_of = |layer: &str| match layer {
-        "bronze" => &p.schemas.bronze,
-        "silver" => &p.schemas.silver,
-        _ => &p.schemas.gold,
-    };
     if !staged.is_empty() {
-        refuse_views_in_the_way(&work, &staged, &schema_of)?;
+        refuse_views_in_the_way(&work, &staged, &p.schemas)?;
     }
     let mut in_tx = false;
     let result = (|| -> Result<Vec<CheckRow>, String> {
@@ -451,7 +442,7 @@ fn build_steps(
             in_tx = true;
         } else {
             for st in staged.iter().filter(|s| s.merged) {
-                copy_for_merge(&work, schema_of(st.layer), st)?;
+                copy_for_merge(&work, p.schemas.layer(st.layer), st)?;
             }
         }
         let extract = |table: &str, extra: &str| {
@@ -556,11 +547,6 @@ fn build_steps(
                 }
             }
         }
-        // An incremental run without detect_deletes reconciles with bronze instead (below).
-        let compare_with_postgres = !matches!(incremental, Some((_, false, _)));
-        if let Some(mut conn) = snap_conn.take().filter(|_| compare_with_postgres) {
-            figures_job = Some(std::thread::spawn(move || source_figures(&mut conn)));
-        }
         let model_list = if incremental.is_some() {
             models::INCREMENTAL_MODELS
         } else {
@@ -617,11 +603,11 @@ fn build_steps(
             // Without detect_deletes, rows deleted in Postgres stay in bronze (and
             // so in the star) until a run that looks for them: reconcile with what
             // was loaded then, not with Postgres' counts.
-            let against = match figures_job.take() {
-                Some(job) => job
-                    .join()
-                    .map_err(|_| "reading source figures: the thread died".to_string())??,
-                None => figures_from_bronze(&work, &p.schemas)?,
+            // Postgres' figures (a scan of payment and rental) are read in the build's
+            // snapshot, on the connection that holds it, after the extracts.
+            let against = match incremental {
+                Some((_, false, _)) => figures_from_bronze(&work, &p.schemas)?,
+                _ => source_figures(&mut snap_conn)?,
             };
             // An incremental run checks what it can change cheaply; the full list
             // (key resolution over every fact, fan-out) is a full build's and
@@ -663,7 +649,7 @@ fn build_steps(
                 in_tx = true;
                 let mut sql = String::new();
                 for st in &staged {
-                    let schema = models::quote_ident(schema_of(st.layer));
+                    let schema = models::quote_ident(p.schemas.layer(st.layer));
                     sql.push_str(&format!(
                         "DROP TABLE IF EXISTS {schema}.{live}; ALTER TABLE {schema}.{next} RENAME TO {live};\n",
                         live = models::quote_ident(&st.table),
@@ -739,14 +725,20 @@ fn changed_filter(src: &models::Source, old: Mark, snapshot_us: Option<i64>, loo
 
 /// Fails before any work when a view holds the name of a table the build writes (the swap at
 /// the end could not replace it).
-fn refuse_views_in_the_way<'s>(
+fn refuse_views_in_the_way(
     conn: &crate::ffi::conn::Connection,
     staged: &[models::Staged],
-    schema_of: &dyn Fn(&str) -> &'s String,
+    schemas: &Schemas,
 ) -> Result<(), String> {
     let names: Vec<String> = staged
         .iter()
-        .map(|st| format!("({}, {})", quote_literal(schema_of(st.layer)), quote_literal(&st.table)))
+        .map(|st| {
+            format!(
+                "({}, {})",
+                quote_literal(schemas.layer(st.layer)),
+                quote_literal(&st.table)
+            )
+        })
         .collect();
     let rows = conn
         .query(&format!(
