@@ -391,6 +391,13 @@ def full_build_into(extension_path: str, path: Path, dsn: str) -> None:
         con.close()
 
 
+def assert_equals_full_build(extension_path: str, inc_path: Path, tmp_path: Path, dsn: str) -> None:
+    """The incremental star at inc_path (closed) against a full build of the same Postgres state."""
+    full_path = tmp_path / "full.duckdb"
+    full_build_into(extension_path, full_path, dsn)
+    compare_stars(inc_path, full_path)
+
+
 # ----------------------------------------------------------------------------- assertions on one star
 
 
@@ -799,9 +806,7 @@ def test_incremental_rounds_match_a_full_build(private_db, extension_path, tmp_p
     assert_checks_pass(con, db.dsn, "incremental star")
     con.close()
 
-    full_path = tmp_path / "full.duckdb"
-    full_build_into(extension_path, full_path, db.dsn)
-    compare_stars(inc_path, full_path)
+    assert_equals_full_build(extension_path, inc_path, tmp_path, db.dsn)
 
 
 def test_incremental_runs_during_live_writes(private_db, extension_path, tmp_path):
@@ -841,9 +846,7 @@ def test_incremental_runs_during_live_writes(private_db, extension_path, tmp_pat
     assert_scd2_sound(con)
     assert_checks_pass(con, db.dsn, "after the live writes")
     con.close()
-    full_path = tmp_path / "full.duckdb"
-    full_build_into(extension_path, full_path, db.dsn)
-    compare_stars(inc_path, full_path)
+    assert_equals_full_build(extension_path, inc_path, tmp_path, db.dsn)
 
 
 def test_lookback_reads_late_commits(private_db, extension_path, tmp_path):
@@ -1052,9 +1055,7 @@ def test_backend_killed_mid_incremental_run(crash_db, extension_path, admin_dsn,
     assert_no_duplicates(con)
     assert_checks_pass(con, db.dsn, "after the catch-up run")
     con.close()
-    full_path = tmp_path / "full.duckdb"
-    full_build_into(extension_path, full_path, db.dsn)
-    compare_stars(inc_path, full_path)
+    assert_equals_full_build(extension_path, inc_path, tmp_path, db.dsn)
 
 
 def test_interrupt_mid_incremental_run(crash_db, extension_path, admin_dsn, tmp_path):
@@ -1088,6 +1089,4 @@ def test_interrupt_mid_incremental_run(crash_db, extension_path, admin_dsn, tmp_
     assert_no_duplicates(con)
     assert_checks_pass(con, db.dsn, "after the catch-up run")
     con.close()
-    full_path = tmp_path / "full.duckdb"
-    full_build_into(extension_path, full_path, db.dsn)
-    compare_stars(inc_path, full_path)
+    assert_equals_full_build(extension_path, inc_path, tmp_path, db.dsn)
