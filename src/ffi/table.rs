@@ -146,9 +146,12 @@ unsafe extern "C" fn bind_cb<F: TableFunction>(info: sys::duckdb_bind_info) {
     let state = &*(sys::duckdb_bind_get_extra_info(info) as *const Arc<ExtensionState>);
     let input = BindInput { raw: info };
     let outcome = match contain(|| F::bind(state, &input)) {
+        // The one placeholder column is named after the error: a query that names columns
+        // fails in DuckDB's binder before init can raise it, and the binder's message lists
+        // the columns there are ("Candidate bindings: ..."), so the cause still shows.
         Err(msg) if F::DEFER_BIND_ERRORS => Ok(Bound {
+            columns: vec![(msg.clone(), DuckType::Varchar)],
             data: Err(msg),
-            columns: vec![("error".to_string(), DuckType::Varchar)],
             cardinality: Some(0),
         }),
         Ok(b) => Ok(Bound {
