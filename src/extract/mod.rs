@@ -7,10 +7,10 @@
 
 pub mod params;
 pub mod plan;
+pub mod readahead;
 pub mod sink;
 pub mod snapshot;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::ffi::chunk::OutputChunk;
@@ -18,12 +18,12 @@ use crate::ffi::table::{BindInput, Bound, TableFunction};
 use crate::ffi::BoxError;
 use crate::pg::catalog::{self, Column, Relation};
 use crate::pg::pool::{self, Pooled};
-use crate::pg::wire::CopyOut;
-use crate::pg::{quote_literal, PgConfig, PgError};
+use crate::pg::PgConfig;
 use crate::state::ExtensionState;
 use crate::types::DuckType;
 use params::ScanParams;
 use plan::Task;
+use readahead::{Block, Job, Next, ReadAhead};
 use sink::{ChunkWriter, Target};
 
 /// What is read.
@@ -53,21 +53,17 @@ impl ScanBind {
 }
 
 pub struct ScanGlobal {
-    tasks: Vec<Task>,
-    next: AtomicUsize,
-    select_list: String,
+    /// The connections streaming the tasks (dropped first: it stops them).
+    reader: ReadAhead,
     targets: Arc<Vec<Target>>,
-    snapshot: Option<String>,
     /// Holds the exported snapshot open until the scan ends.
     _exporter: Option<Mutex<Pooled>>,
-    /// A connection ready for the first worker (single-task scans reuse bind's).
-    spare: Mutex<Option<Pooled>>,
 }
 
+/// A scan thread's current block and how far it has been written out.
 pub struct ScanLocal {
-    conn: Pooled,
-    copy: Option<CopyOut>,
-    task_label: String,
+    block: Option<Block>,
+    pos: usize,
 }
 
 fn err(function: &str, e: impl std::fmt::Display) -> BoxError {
@@ -195,52 +191,44 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
         }
     };
     let threads = (tasks.len() as u64).min(want_threads).max(1);
+    // Connections: as many as asked for, else one per core (this is Postgres'
+    // parallelism, independent of how many threads DuckDB gives the scan).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
+    let connections = threads.min(bind.params.threads.unwrap_or(cores)).max(1);
     let mut snapshot = bind.params.snapshot.clone();
     let mut exporter = None;
-    let mut spare = None;
-    if snapshot.is_none() && threads > 1 {
-        // One snapshot for every worker: the parallel read is one consistent read.
+    let mut first = None;
+    if snapshot.is_none() && connections > 1 {
+        // One snapshot for every connection: the parallel read is one consistent read.
         let rows = conn
             .simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_catalog.pg_export_snapshot()")
             .map_err(|e| err(f, e))?;
         snapshot = rows.into_iter().next().and_then(|r| r.into_iter().next().flatten());
         exporter = Some(Mutex::new(conn));
     } else {
-        spare = Some(conn);
+        first = Some(conn);
     }
+    let job = Job {
+        cfg: bind.cfg.clone(),
+        tasks,
+        select_list,
+        filter: bind.params.filter.clone(),
+        snapshot,
+        function: f,
+        label: bind.label(),
+    };
     Ok((
         ScanGlobal {
-            tasks,
-            next: AtomicUsize::new(0),
-            select_list,
+            reader: ReadAhead::start(job, connections as usize, first),
             targets: Arc::new(targets),
-            snapshot,
             _exporter: exporter,
-            spare: Mutex::new(spare),
         },
         threads,
     ))
 }
 
-fn local_common(bind: &ScanBind, global: &ScanGlobal) -> Result<ScanLocal, BoxError> {
-    let f = bind.function;
-    let spare = global.spare.lock().ok().and_then(|mut s| s.take());
-    let mut conn = match spare {
-        Some(c) => c,
-        None => pool::connect(&bind.cfg).map_err(|e| err(f, e))?,
-    };
-    if let Some(s) = &global.snapshot {
-        conn.simple_query(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote_literal(s)
-        ))
-        .map_err(|e| err(f, e))?;
-    }
-    Ok(ScanLocal {
-        conn,
-        copy: None,
-        task_label: String::new(),
-    })
+fn local_common(_bind: &ScanBind, _global: &ScanGlobal) -> Result<ScanLocal, BoxError> {
+    Ok(ScanLocal { block: None, pos: 0 })
 }
 
 fn scan_common(
@@ -254,31 +242,29 @@ fn scan_common(
     {
         let mut writer = ChunkWriter::new(out);
         while rows < cap {
-            if local.copy.is_none() {
-                let i = global.next.fetch_add(1, Ordering::Relaxed);
-                let Some(task) = global.tasks.get(i) else { break };
-                let sql = task.copy_sql(&global.select_list, bind.params.filter.as_deref());
-                local.task_label = task.relation.clone();
-                local.copy = Some(local.conn.copy_out(&sql).map_err(|e| scan_error(bind, e))?);
-            }
-            let copy = local.copy.as_mut().expect("set above");
-            match copy.next_tuple(&mut local.conn).map_err(|e| scan_error(bind, e))? {
-                Some(tuple) => {
-                    writer
-                        .write_tuple(&global.targets, tuple, rows)
-                        .map_err(|m| err(bind.function, format!("{}, {m}", bind.label())))?;
-                    rows += 1;
+            if local.block.as_ref().is_none_or(|b| local.pos >= b.len()) {
+                if let Some(done) = local.block.take() {
+                    global.reader.recycle(done);
                 }
-                None => local.copy = None,
+                local.pos = 0;
+                match global.reader.next()? {
+                    Next::Block(b) => local.block = Some(b),
+                    Next::End => break,
+                }
             }
+            let block = local.block.as_ref().expect("set above");
+            let n = (block.len() - local.pos).min(cap - rows);
+            for i in local.pos..local.pos + n {
+                writer
+                    .write_tuple(&global.targets, block.tuple(i), rows)
+                    .map_err(|m| err(bind.function, format!("{}, {m}", bind.label())))?;
+                rows += 1;
+            }
+            local.pos += n;
         }
     }
     out.set_len(rows);
     Ok(())
-}
-
-fn scan_error(bind: &ScanBind, e: PgError) -> BoxError {
-    err(bind.function, format!("reading {} failed: {e}", bind.label()))
 }
 
 /// What a scan function is given: a table name, or a query.
