@@ -58,3 +58,4 @@ DROP TABLE IF EXISTS temp.pagila_scd_store;
 RESET VARIABLE pagila_since_customer;
 RESET VARIABLE pagila_since_staff;
 RESET VARIABLE pagila_since_store;
+RESET VARIABLE pagila_read_rows;

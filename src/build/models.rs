@@ -262,8 +262,8 @@ pub const MODELS: &[Model] = &[
 /// same source except for what a full build cannot know (closed SCD2 versions, members marked
 /// `is_deleted`, calendar days kept after deletes). Files shared with [`MODELS`] (key maps, the
 /// SCD2 dimensions, compat views, cleanup) run unchanged. A rerun without source change leaves
-/// every table as it was: rows re-read by the lookback window are compared with what is staged
-/// and go no further when equal.
+/// every table as it was: rows re-read by the lookback window are compared with bronze by the
+/// orchestrator and, when equal, are neither rewritten nor passed on as delta keys.
 pub const INCREMENTAL_MODELS: &[Model] = &[
     model!(Silver, "setup", "schemas"),
     // Staging upserts; each leaves temp pagila_chg_<entity> with the keys whose row changed.

@@ -169,7 +169,11 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
     let (tasks, select_list) = match &bind.source {
         Source::Table(rel) => {
             let leaves = catalog::leaves(&mut conn, rel).map_err(|e| err(f, e))?;
-            let split = conn.server_version_num >= 140_000;
+            // With a filter (an incremental build's change window, a user's predicate),
+            // one COPY per leaf: Postgres plans the filter as a whole (an index scan, or
+            // its own parallel scan), where page ranges would repeat an index scan in
+            // every range.
+            let split = conn.server_version_num >= 140_000 && bind.params.filter.is_none();
             let threads = want_threads.min(64);
             (plan::plan(&leaves, threads, split), select_list)
         }

@@ -637,29 +637,50 @@ def test_parallel_split_of_one_big_table(con, pagila_dsn, admin_dsn, scratch):
     assert pages > 6144, f"only {pages} pages: too small to be split"
     con.execute("SET threads = 4")
     # DuckDB keeps a CREATE TABLE AS single-threaded to preserve insertion order when the source cannot number
-    # its batches (as here): allow reordering so that the workers run at once
+    # its batches (as here): allow reordering so that the DuckDB threads decode at once too
     con.execute("SET preserve_insertion_order = false")
-    # watch Postgres while the parallel read runs: several sessions, each COPYing a ctid range
-    seen: set[tuple] = set()
-    done = threading.Event()
 
-    def watch():
-        with psycopg.connect(admin_dsn, autocommit=True) as c:
-            while not done.is_set():
-                seen.update(c.execute("SELECT pid, query FROM pg_stat_activity WHERE application_name = 'pagila_star' "
-                                      "AND state = 'active' AND query LIKE %s", (f"%{scratch}%big%",)).fetchall())
-                time.sleep(0.01)
+    def sessions_during(sql: str) -> set[tuple]:
+        """(pid, query) of our active sessions reading the table while `sql` runs."""
+        seen: set[tuple] = set()
+        done = threading.Event()
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        con.execute(f"CREATE TABLE p4 AS FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4)", [pagila_dsn])
-    finally:
-        done.set()
-        watcher.join(10)
+        def watch():
+            with psycopg.connect(admin_dsn, autocommit=True) as c:
+                while not done.is_set():
+                    seen.update(c.execute("SELECT pid, query FROM pg_stat_activity WHERE application_name = 'pagila_star' "
+                                          "AND state = 'active' AND query LIKE %s", (f"%{scratch}%big%",)).fetchall())
+                    time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            con.execute(sql, [pagila_dsn])
+        finally:
+            done.set()
+            watcher.join(10)
+        return seen
+
+    # several sessions, each COPYing a ctid range
+    seen = sessions_during(f"CREATE TABLE p4 AS FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4)")
     ranges = {q for _pid, q in seen if "ctid >=" in q}
     assert len({pid for pid, q in seen if "ctid >=" in q}) >= 2 and len(ranges) >= 2, \
         f"expected several sessions reading ctid ranges, saw: {seen}"
+    # at DuckDB's default preserve_insertion_order, which gives the scan one DuckDB thread, the read-ahead
+    # connections still stream in parallel
+    con.execute("SET preserve_insertion_order = true")
+    seen = sessions_during(f"CREATE TABLE pd AS FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4)")
+    con.execute("SET preserve_insertion_order = false")
+    assert len({pid for pid, q in seen if "ctid >=" in q}) >= 2, \
+        f"expected several sessions at preserve_insertion_order = true, saw: {seen}"
+    assert con.execute("SELECT count(*) FROM pd").fetchone()[0] == 1000000
+    assert con.execute("SELECT count(*) FROM (FROM pd EXCEPT ALL FROM p4)").fetchone()[0] == 0
+    # a filtered read is one COPY (Postgres plans the filter), with the filter's rows only
+    seen = sessions_during(f"CREATE TABLE pf AS FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4, "
+                           f"filter := 'id % 10 = 3')")
+    assert not [q for _pid, q in seen if "ctid" in q], f"a filtered read was split into ranges: {seen}"
+    assert con.execute("SELECT count(*), min(id), max(id), bool_and(id % 10 = 3) FROM pf").fetchone() == \
+        (100000, 3, 999993, True)
     con.execute(f"CREATE TABLE p1 AS FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 1)", [pagila_dsn])
     assert con.execute("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM p4").fetchone() == (1000000, 1000000, 1, 1000000)
     assert con.execute("SELECT count(*) FROM (FROM p4 EXCEPT ALL FROM p1)").fetchone()[0] == 0

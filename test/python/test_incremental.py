@@ -586,6 +586,12 @@ def assert_rerun_changes_nothing(con, dsn: str, **params) -> None:
     assert {dim: con.execute(f"SELECT count(*) FROM gold.{dim}").fetchone()[0] for dim in SCD2} == versions
     if params.get("detect_deletes"):
         assert all(steps[f"deletes.{t}"][0] == 0 for t in SOURCES), steps
+    # rows read again by the lookback window but unchanged are not rewritten: bronze keeps the
+    # run and load time of the run that brought them
+    run = con.execute("SELECT max(run_id) FROM gold.pagila_runs").fetchone()[0]
+    rewritten = {t: n for t in SOURCES
+                 if (n := con.execute(f"SELECT count(*) FROM bronze.{t} WHERE _run_id = ?", [run]).fetchone()[0])}
+    assert not rewritten, f"the rerun rewrote unchanged bronze rows: {rewritten}"
     assert_no_duplicates(con)
 
 
