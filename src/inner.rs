@@ -13,8 +13,11 @@ use std::time::Duration;
 use crate::ffi::conn::{Connection, InterruptHandle};
 use crate::ffi::entry::Loader;
 
-/// How often the watcher looks for the user's connections.
-const WATCH_EVERY: Duration = Duration::from_millis(20);
+/// How often the watcher looks for the user's connections. Each look is a query
+/// (about 0.5 ms of CPU): every 20 ms that was 3 % of a core, taken from the
+/// extracts and builds running meanwhile; every 100 ms keeps the file released
+/// well within a second of the user's last close.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Inner {
     /// Runs a build's transaction.
