@@ -204,9 +204,13 @@ fn worker(shared: &Shared, i: usize, first: Option<Pooled>, tx: &SyncSender<Item
     set_cancel(shared, i, None);
     let msg = match result {
         Ok(Ok(())) => return,
-        Ok(Err(Failure::Session(e))) => format!("{}: {e}", job.function),
-        Ok(Err(Failure::Read(e))) => format!("{}: reading {} failed: {e}", job.function, job.label),
-        Err(_) => format!("{}: internal error (panic) while reading {}", job.function, job.label),
+        Ok(Err(Failure::Session(e))) => super::err(job.function, e).to_string(),
+        Ok(Err(Failure::Read(e))) => super::err(job.function, format!("reading {} failed: {e}", job.label)).to_string(),
+        Err(_) => super::err(
+            job.function,
+            format!("internal error (panic) while reading {}", job.label),
+        )
+        .to_string(),
     };
     // Every other connection stops too; the scan raises the first error.
     shared.stop.store(true, Ordering::SeqCst);
