@@ -7,6 +7,7 @@
 
 pub mod models;
 pub mod run;
+pub mod runlog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::models::{self, Schemas};
+use super::runlog::{RunLog, RUN_STEP};
 use crate::extract::params::RunDsn;
 use crate::extract::snapshot;
 use crate::inner::Inner;
@@ -133,96 +134,6 @@ pub fn run_checks(
     Ok(out)
 }
 
-fn sql_str(s: &Option<String>) -> String {
-    s.as_deref().map(quote_literal).unwrap_or_else(|| "NULL".into())
-}
-
-/// The run log: `<gold>.pagila_runs`, one row per run and step.
-struct RunLog<'a> {
-    inner: &'a Inner,
-    table: String,
-    run_id: i64,
-}
-
-impl<'a> RunLog<'a> {
-    fn open(inner: &'a Inner, schemas: &Schemas) -> Result<RunLog<'a>, String> {
-        let gold = models::quote_ident(&schemas.gold);
-        let table = format!("{gold}.pagila_runs");
-        let log = inner.log()?;
-        log.query(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {gold}; \
-             CREATE TABLE IF NOT EXISTS {table} (run_id BIGINT, step VARCHAR, status VARCHAR, \"rows\" BIGINT, \
-             seconds DOUBLE, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, message VARCHAR); \
-             CREATE TABLE IF NOT EXISTS {gold}.pagila_check_results (run_id BIGINT, \"check\" VARCHAR, \
-             expected VARCHAR, actual VARCHAR, ok BOOLEAN, checked_at TIMESTAMPTZ)"
-        ))
-        .map_err(|e| format!("creating the run log: {e}"))?;
-        let rows = log
-            .query(&format!("SELECT coalesce(max(run_id), 0) + 1 FROM {table}"))
-            .map_err(|e| format!("reading the run log: {e}"))?;
-        let run_id = rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        Ok(RunLog { inner, table, run_id })
-    }
-
-    fn start(&self, step: &str) {
-        self.write(&format!(
-            "INSERT INTO {} VALUES ({}, {}, 'RUNNING', NULL, NULL, now(), NULL, NULL)",
-            self.table,
-            self.run_id,
-            quote_literal(step)
-        ));
-    }
-
-    fn end(&self, step: &str, status: &str, rows: Option<i64>, seconds: f64, message: Option<&str>) {
-        self.write(&format!(
-            "UPDATE {} SET status = {}, \"rows\" = {}, seconds = {seconds}, finished_at = now(), message = {} \
-             WHERE run_id = {} AND step = {} AND status = 'RUNNING'",
-            self.table,
-            quote_literal(status),
-            rows.map(|r| r.to_string()).unwrap_or_else(|| "NULL".into()),
-            message.map(quote_literal).unwrap_or_else(|| "NULL".into()),
-            self.run_id,
-            quote_literal(step)
-        ));
-    }
-
-    fn checks(&self, rows: &[CheckRow]) {
-        if rows.is_empty() {
-            return;
-        }
-        let gold = self.table.trim_end_matches(".pagila_runs");
-        let values: Vec<String> = rows
-            .iter()
-            .map(|c| {
-                format!(
-                    "({}, {}, {}, {}, {}, now())",
-                    self.run_id,
-                    quote_literal(&c.check),
-                    sql_str(&c.expected),
-                    sql_str(&c.actual),
-                    c.ok
-                )
-            })
-            .collect();
-        self.write(&format!(
-            "INSERT INTO {gold}.pagila_check_results VALUES {}",
-            values.join(", ")
-        ));
-    }
-
-    /// Log writes are best effort: a failing log never fails the build.
-    fn write(&self, sql: &str) {
-        if let Ok(log) = self.inner.log() {
-            let _ = log.query(sql);
-        }
-    }
-}
-
-/// Each source table's high-water mark, in microseconds since 1970 (None: empty table).
 /// A source table's marks: the latest change time (µs since 1970) and, for
 /// tables with a sequence key, the largest id.
 #[derive(Clone, Copy, Default)]
@@ -312,12 +223,12 @@ fn count_of(rows: &[Vec<Option<String>>]) -> Option<i64> {
 pub fn build(inner: &Inner, p: &BuildParams, tx: &Sender<StepRow>, cancel: &AtomicBool) -> Result<(), String> {
     let log = RunLog::open(inner, &p.schemas)?;
     let whole = Instant::now();
-    log.start("build");
+    log.start(RUN_STEP);
     let r = build_steps(inner, p, tx, cancel, &log);
     let secs = whole.elapsed().as_secs_f64();
     match &r {
-        Ok(()) => log.end("build", "FINISHED", None, secs, None),
-        Err(e) => log.end("build", "FAILED", None, secs, Some(e)),
+        Ok(()) => log.end(RUN_STEP, "FINISHED", None, secs, None),
+        Err(e) => log.end(RUN_STEP, "FAILED", None, secs, Some(e)),
     }
     r
 }
@@ -681,8 +592,9 @@ fn build_steps(
     match result {
         Ok(checks) => {
             log.checks(&checks);
-            // A CHECKPOINT cannot run inside the CALL (the caller's transaction
-            // counts as a writer); the watcher runs one once the database is quiet.
+            // A CHECKPOINT cannot run inside the CALL: DuckDB refuses one while a
+            // transaction that began before the build's commit (the caller's) is
+            // still open. The watcher runs one once the database is quiet.
             inner.want_checkpoint();
             Ok(())
         }
