@@ -20,6 +20,10 @@ LIMIT 5;
 .print '-- (one row per step; the table below shows the slowest ten and the final ones)'
 CREATE TEMP TABLE build_steps AS
 FROM pagila_build_star(dsn := getenv('PAGILA_DSN'));
+-- Writes the build into the database file now (see README, 'Short-lived processes').
+.output /dev/null
+CHECKPOINT;
+.output
 SELECT step, "rows", round(seconds, 3) AS seconds, status
 FROM build_steps
 ORDER BY seconds DESC

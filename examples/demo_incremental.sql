@@ -19,6 +19,10 @@ WHERE source_table IN ('customer', 'payment', 'rental') ORDER BY source_table;
 .print '-- incremental build (detect_deletes): rows read from Postgres per source table, rows merged per model'
 CREATE TEMP TABLE inc_steps AS
 FROM pagila_build_star(dsn := getenv('PAGILA_DSN'), mode := 'incremental', detect_deletes := true);
+-- Writes the build into the database file now (see README, 'Short-lived processes').
+.output /dev/null
+CHECKPOINT;
+.output
 SELECT replace(r.step, 'bronze.', '') AS source_table, r."rows" AS rows_read, d."rows" AS rows_deleted
 FROM inc_steps r LEFT JOIN inc_steps d ON d.step = replace(r.step, 'bronze.', 'deletes.')
 WHERE r.step LIKE 'bronze.%' AND (r."rows" > 0 OR d."rows" > 0) ORDER BY r."rows" DESC;

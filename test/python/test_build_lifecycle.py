@@ -429,6 +429,42 @@ def test_another_process_opens_the_file_after_close(tmp_path, extension_path, re
     assert waited < 1.0, (f"the file was still locked {waited:.3f}s after con.close(): {first_error}")
 
 
+CHILD_BUILDER = textwrap.dedent("""
+    import sys, duckdb
+    path, ext, dsn, checkpoint = sys.argv[1:5]
+    con = duckdb.connect(path, config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{ext}'")
+    con.execute("CALL pagila_build_star(dsn := ?)", [dsn]).fetchall()
+    if checkpoint == "yes":
+        con.execute("CHECKPOINT")
+    con.close()
+    # and exit at once, as a script or `duckdb -c` does
+""")
+
+
+@pytest.mark.parametrize("checkpoint", ["yes", "no"])
+def test_short_process_leaves_a_readable_file(tmp_path, extension_path, gen_dsn, python_exe, checkpoint):
+    """A process that builds and exits at once (before the watcher closes the extension's
+    connections) leaves a file the next process reads in full. With CHECKPOINT after the
+    CALL, as the README says, the database file alone holds the star: no WAL is left, and a
+    copy of the file without its WAL has every table."""
+    path = tmp_path / "star.duckdb"
+    wal = Path(str(path) + ".wal")
+    child = subprocess.run([python_exe, "-c", CHILD_BUILDER, str(path), extension_path, gen_dsn, checkpoint],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    con = connect(None, str(path), access_mode="READ_ONLY")  # the next process, without the extension
+    expected = fingerprint(con)
+    con.close()
+    if checkpoint == "yes":
+        assert not wal.exists() or wal.stat().st_size == 0, f"{wal.stat().st_size} bytes left in the WAL"
+        alone = tmp_path / "copy.duckdb"
+        alone.write_bytes(path.read_bytes())
+        con = connect(None, str(alone), access_mode="READ_ONLY")
+        assert fingerprint(con) == expected
+        con.close()
+
+
 # ----------------------------------------------------------------------------- (c) interrupt
 
 
