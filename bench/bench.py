@@ -76,6 +76,27 @@ def _duck_connect(path: str, config: dict):
     return duckdb.connect(path, config=config)
 
 
+def _checkpoint(con, spec: dict) -> float | None:
+    """CHECKPOINT after the work, as the README asks of short-lived processes (spec "checkpoint",
+    default on); its seconds. DuckDB cannot checkpoint inside a CALL (the caller's transaction is
+    older than the build's commit), and a process that exits right away leaves the data in the
+    WAL: the next process replays it at open (not timed) and pays for the checkpoint at its first
+    commit. So without this a run is charged its predecessor's checkpoint instead of its own."""
+    import duckdb
+
+    if not spec.get("checkpoint", True):
+        return None
+    t0 = time.perf_counter()
+    while True:
+        try:
+            con.execute("CHECKPOINT")
+            return time.perf_counter() - t0
+        except duckdb.Error as e:  # the extension's watcher may be checkpointing right now
+            if time.perf_counter() - t0 > 60:
+                raise RuntimeError(f"CHECKPOINT kept failing: {e}") from e
+            time.sleep(0.01)
+
+
 def child_main(spec: dict) -> dict:
     dsn = os.environ["BENCH_DSN"]
     kind = spec["kind"]
@@ -99,6 +120,9 @@ def child_main(spec: dict) -> dict:
             out["seconds"] = t1 - t0
             return out
         con.execute(f"CREATE TABLE t AS FROM {src}")
+        # close() checkpoints for the rivals; with our extension loaded it cannot (its own
+        # connections keep the database open), so the same work is asked for here
+        out["checkpoint_seconds"] = _checkpoint(con, spec)
         t1 = time.perf_counter()
         out["rows"] = con.execute("SELECT count(*) FROM t").fetchone()[0]
         t2 = time.perf_counter()
@@ -150,6 +174,7 @@ def child_main(spec: dict) -> dict:
         t0 = time.perf_counter()
         steps = con.execute(f"CALL pagila_build_star(dsn := {lit(dsn)}{extra})").fetchall()
         t1 = time.perf_counter()
+        out["checkpoint_seconds"] = _checkpoint(con, spec)
         con.close()
         out["seconds"] = time.perf_counter() - t0
         out["build_seconds"] = t1 - t0
@@ -166,6 +191,7 @@ def child_main(spec: dict) -> dict:
         for t in spec["tables"]:
             con.execute(f"CREATE TABLE \"{t}\" AS FROM pagila_extract({lit('public.' + t)}, dsn := {lit(dsn)})")
         con.execute("COMMIT")
+        out["checkpoint_seconds"] = _checkpoint(con, spec)
         t1 = time.perf_counter()
         for t in spec["tables"]:
             total += con.execute(f"SELECT count(*) FROM \"{t}\"").fetchone()[0]
@@ -191,6 +217,7 @@ def child_main(spec: dict) -> dict:
         con.execute(f"CREATE TABLE src.t AS FROM pagila_extract({lit(spec['table'])}, dsn := {lit(dsn)})")
         c0, t0 = cpu(), time.perf_counter()
         con.execute("CREATE TABLE main.t AS FROM src.t")
+        out["checkpoint_seconds"] = _checkpoint(con, spec)  # as for "ours"
         c1, t1 = cpu(), time.perf_counter()
         out["rows"] = con.execute("SELECT count(*) FROM main.t").fetchone()[0]
         con.execute("DETACH src")
@@ -961,9 +988,13 @@ def inc_rep(R: Runner, a, rentals: int, indexed: bool) -> dict:
                 params = dict(params, lookback=lit(a.inc_lookback))
             log(f"incremental bench ({'indexed' if indexed else 'as loaded'}): {key} …")
             scans0 = scan_stats(s, INC_DB)
-            r = R.child(py, {"kind": "build", "ext": str(EXT), "params": params}, INC_DB,
+            r = R.child(py, {"kind": "build", "ext": str(EXT), "params": params,
+                             "checkpoint": not a.no_checkpoint}, INC_DB,
                         timeout=max(a.timeout, 3600), file=f)
             r.pop("outputs", None)
+            wal = Path(str(f) + ".wal")
+            r["wal_mb"] = wal.stat().st_size / 2**20 if wal.exists() else 0.0
+            log(f"  after {key}: file {f.stat().st_size / 2**20:,.0f} MB, WAL {r['wal_mb']:,.1f} MB")
             scans1 = scan_stats(s, INC_DB)
             r["pg_scanned"] = {t: [v[0] - scans0.get(t, [0, 0])[0], v[1] - scans0.get(t, [0, 0])[1]]
                                for t, v in scans1.items() if t in SOURCE_TABLES}
@@ -1090,6 +1121,11 @@ def main() -> int:
     p.add_argument("--inc-reps", type=int, help="repetitions of the incremental bench (default 3; --quick: 1)")
     p.add_argument("--inc-change", type=float, default=0.001,
                    help="the change before an incremental run, as a share of pagila_big's rentals (default 0.001)")
+    p.add_argument("--inc-variants", default=",".join(k for k, _ in INC_VARIANTS),
+                   help="which Postgres indexing to run the incremental bench on (default: all of "
+                        + ", ".join(k for k, _ in INC_VARIANTS) + ")")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="builds and bare extractions end without CHECKPOINT (the WAL is left to the next run)")
     p.add_argument("--inc-lookback", help="pass this lookback to the incremental runs (default: the extension's)")
     p.add_argument("--wait-quiet", type=float, default=120,
                    help="before measuring, wait up to this many seconds for the machine to be idle "
@@ -1222,7 +1258,8 @@ def main() -> int:
                 for key, spec, db in (("extract_all", {"kind": "extract_all", "tables": SOURCE_TABLES, "settings": [PIO_OFF]}, DB_BIG),
                                       ("build", {"kind": "build"}, DB_BIG)):
                     log(f"build bench rep {rep + 1}/{build_reps}: {key} …")
-                    r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), db, timeout=max(a.timeout, 3600)), a)
+                    r = measure(lambda: R.child(py, dict(spec, ext=str(EXT), checkpoint=not a.no_checkpoint), db,
+                                                timeout=max(a.timeout, 3600)), a)
                     r.pop("outputs", None)
                     res[key].append(r)
                     log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
@@ -1235,7 +1272,8 @@ def main() -> int:
             for key, spec, db in more:
                 log(f"build bench: {key} …")
                 res.setdefault(key, [])
-                r = measure(lambda: R.child(py, dict(spec, ext=str(EXT)), db, timeout=max(a.timeout, 3600)), a)
+                r = measure(lambda: R.child(py, dict(spec, ext=str(EXT), checkpoint=not a.no_checkpoint), db,
+                                                timeout=max(a.timeout, 3600)), a)
                 r.pop("outputs", None)
                 res[key].append(r)
                 log(f"  {r.get('seconds', 0):.1f}s RSS {r['rss_mb']:.0f} MB" if r["ok"] else f"  FAILED: {r.get('error')}")
@@ -1255,8 +1293,11 @@ def main() -> int:
             rentals = max(1, round((base_rentals + base_payments) * a.inc_change / ROWS_PER_ADVANCED_RENTAL))
             inc = raw["incremental"] = {"change_fraction": a.inc_change, "base_rentals": base_rentals,
                                         "base_payments": base_payments, "rentals": rentals, "days": ADVANCE_DAYS,
-                                        "lookback": a.inc_lookback, "variants": {}}
+                                        "lookback": a.inc_lookback, "checkpoint": not a.no_checkpoint,
+                                        "variants": {}}
             for vkey, _ in INC_VARIANTS:
+                if vkey not in a.inc_variants.split(","):
+                    continue
                 for rep in range(inc_reps):
                     log(f"incremental bench, {vkey}, rep {rep + 1}/{inc_reps}")
                     inc["variants"].setdefault(vkey, []).append(inc_rep(R, a, inc["rentals"], vkey == "indexed"))
@@ -1327,7 +1368,12 @@ def fmt_incremental(inc: dict) -> str:
            f"{n:,} --days {inc.get('days', 1):g}` (sized to change about {frac:.1%} of its {rows:,} rental and "
            "payment rows, in one transaction: returns the rentals due, adds "
            "rentals with their payments, adds and updates customers; not timed) and the incremental runs, each a "
-           "new process on the same file. \"read\" = the rows of the `bronze.<table>` steps (what came from "
+           "new process on the same file"
+           + (", ending with `CHECKPOINT` (timed, as that run's: DuckDB cannot checkpoint inside the CALL, see the "
+              "README's 'Short-lived processes')" if inc.get("checkpoint", True) else
+              ", without `CHECKPOINT` (--no-checkpoint: each run replays its predecessor's WAL at open, not timed, "
+              "and pays for its checkpoint at its first commit)")
+           + ". \"read\" = the rows of the `bronze.<table>` steps (what came from "
            "Postgres), \"changed\" = rows Postgres has with `last_update` (payment: `payment_id`) past their "
            "maximum before the change, \"scanned\" = the rows Postgres read from the tables' heaps by scans / "
            "fetched through indexes during the run (pg_stat_user_tables `seq_tup_read` / `idx_tup_fetch` "
@@ -1357,14 +1403,14 @@ def fmt_incremental(inc: dict) -> str:
         # the row figures of one repetition (the first whose runs all succeeded): they hardly vary
         ex = next((r for r in reps if all(r["runs"].get(k, {}).get("ok") for k, *_ in INC_RUNS)), reps[0])
         keys_total = sum(ex.get("counts", {}).values())
-        lines = ["| run | seconds | of the full build | peak RSS MB | client CPU s | PG CPU s | rows read from "
-                 "Postgres | rows changed | Postgres scanned: heap / via index |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = ["| run | seconds | of which CHECKPOINT | of the full build | peak RSS MB | client CPU s | PG CPU s | "
+                 "rows read from Postgres | rows changed | Postgres scanned: heap / via index |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key, label, change, _ in INC_RUNS:
             ok, use, secs = summary(key)
             if not ok:
                 err = next((r.get("error") for r in runs[key] if r.get("error")), "not run")
-                lines.append(f"| {label} | failed: {str(err).replace('|', '/')[:300]} | - | - | - | - | - | - | - |")
+                lines.append(f"| {label} | failed: {str(err).replace('|', '/')[:300]} | - | - | - | - | - | - | - | - |")
                 continue
             n_s = f" (n={len(use)})" if len(reps) > 1 and len(use) != len(reps) else ""
             dagger = " †" if all(r.get("noisy") for r in use) else ""
@@ -1380,7 +1426,9 @@ def fmt_incremental(inc: dict) -> str:
             sc = r_ex.get("pg_scanned")
             scanned = (f"{sum(v[0] for v in sc.values()):,} / {sum(v[1] for v in sc.values()):,}"
                        if sc is not None else "-")
-            lines.append(f"| {label} | {secs:.2f}{n_s}{dagger} | {share} | {max(r['rss_mb'] for r in ok):.0f} | "
+            ck = med([r.get("checkpoint_seconds") for r in use])
+            ck = f"{ck:.2f}" if ck is not None else "-"
+            lines.append(f"| {label} | {secs:.2f}{n_s}{dagger} | {ck} | {share} | {max(r['rss_mb'] for r in ok):.0f} | "
                          f"{med([r['client_cpu'] for r in use]):.1f} | {med([r['pg_cpu'] for r in use]):.1f} | "
                          f"{read} | {changed} | {scanned} |")
         out.append("\n".join(lines) + "\n\n")
