@@ -15,7 +15,10 @@ Contents of every server:
   role postgres  superuser, password ADMIN_PASSWORD
   role pagila    login, password PAGILA_PASSWORD, owns both databases
   db pagila      the real Pagila from ../shared/pagila, when that folder exists
-                 (schema objects re-owned from postgres to pagila on the way in)
+                 (schema objects re-owned from postgres to pagila on the way in);
+                 without it, generated data (scale 1, the same schema) stands in, so
+                 that a fresh machine runs every test that needs a Pagila and not
+                 the real one's own values (PAGILA_DATA says which: real|generated)
   db pagila_gen  generated data: target/release/pagila-gen load --scale N --seed 42,
                  when that binary exists
 
@@ -307,6 +310,7 @@ class PgServer:
         self.gen_loaded = False
         self.gen_error: str | None = None  # set when pagila-gen failed and gen_required was False
         self.real_loaded = False
+        self.stand_in = False  # db pagila holds generated data: ../shared/pagila is absent
 
     # ---- paths
     @property
@@ -489,35 +493,47 @@ class PgServer:
             self.load_real_pagila()
             self.real_loaded = True
             log(f"PG{self.version}: real Pagila loaded into db pagila ({time.monotonic() - t0:.1f}s)")
-        elif real:
-            log(f"PG{self.version}: {SHARED_PAGILA} not found: db pagila stays empty")
         if gen_scale is not None and gen_bin.exists():
             t0 = time.monotonic()
-            # Connection through libpq's variables rather than --dsn: no password in the process list.
-            gen_env = dict(os.environ, PGHOST=HOST, PGPORT=str(self.port), PGUSER=ROLE, PGPASSWORD=PAGILA_PASSWORD,
-                           PGDATABASE="pagila_gen")
-            for var in ("PGSERVICE", "PGSSLMODE", "PGOPTIONS"):
-                gen_env.pop(var, None)
-            r = subprocess.run([str(gen_bin), "load", "--scale", str(gen_scale), "--seed", str(GEN_SEED)],
-                               capture_output=True, text=True, env=gen_env)
-            if r.returncode != 0:
-                out = redact((r.stdout + r.stderr)[-3000:])
-                msg = f"pagila-gen load (PG{self.version}) failed (exit {r.returncode}):\n{out}"
-                errs = self.server_errors()
-                if errs:
-                    msg += f"\nserver log:\n{errs}"
+            msg = self.load_generated("pagila_gen", gen_scale, gen_bin)
+            if msg is not None:
                 if gen_required:
                     raise PgError(msg)
                 self.gen_error = msg
                 log(msg)
                 log(f"PG{self.version}: PAGILA_GEN_DSN left unset")
                 return
-            self.psql("ANALYZE", db="pagila_gen")
             self.gen_loaded = True
             log(f"PG{self.version}: generated Pagila (scale {gen_scale}, seed {GEN_SEED}) loaded into db pagila_gen "
                 f"({time.monotonic() - t0:.1f}s)")
         elif gen_scale is not None:
             log(f"PG{self.version}: {gen_bin} not built: db pagila_gen stays empty (make gen)")
+        if real and not self.real_loaded:
+            if gen_bin.exists() and self.load_generated("pagila", 1, gen_bin) is None:
+                self.stand_in = True
+                log(f"PG{self.version}: {SHARED_PAGILA} not found: generated Pagila (scale 1) stands in, in db "
+                    "pagila (PAGILA_DATA=generated); the tests of the real dataset's own values skip")
+            else:
+                log(f"PG{self.version}: {SHARED_PAGILA} not found: db pagila stays empty")
+
+    def load_generated(self, db: str, scale: int, gen_bin: Path) -> str | None:
+        """pagila-gen load into `db`, then ANALYZE; the error text (redacted) if it failed."""
+        # Connection through libpq's variables rather than --dsn: no password in the process list.
+        gen_env = dict(os.environ, PGHOST=HOST, PGPORT=str(self.port), PGUSER=ROLE, PGPASSWORD=PAGILA_PASSWORD,
+                       PGDATABASE=db)
+        for var in ("PGSERVICE", "PGSSLMODE", "PGOPTIONS"):
+            gen_env.pop(var, None)
+        r = subprocess.run([str(gen_bin), "load", "--scale", str(scale), "--seed", str(GEN_SEED)],
+                           capture_output=True, text=True, env=gen_env)
+        if r.returncode != 0:
+            out = redact((r.stdout + r.stderr)[-3000:])
+            msg = f"pagila-gen load into {db} (PG{self.version}) failed (exit {r.returncode}):\n{out}"
+            errs = self.server_errors()
+            if errs:
+                msg += f"\nserver log:\n{errs}"
+            return msg
+        self.psql("ANALYZE", db=db)
+        return None
 
     def load_real_pagila(self) -> None:
         # The dump makes `postgres` the owner of everything; the tests connect as `pagila`,
@@ -549,8 +565,9 @@ class PgServer:
             "PAGILA_PG_SSL": "on" if self.ssl else "off",
             "PAGILA_ADMIN_DSN": self.dsn("postgres", admin=True),
         }
-        if self.real_loaded:
+        if self.real_loaded or self.stand_in:
             e["PAGILA_DSN"] = self.dsn("pagila")
+            e["PAGILA_DATA"] = "real" if self.real_loaded else "generated"
         if self.gen_loaded:
             e["PAGILA_GEN_DSN"] = self.dsn("pagila_gen")
         if self.ssl:
