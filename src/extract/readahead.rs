@@ -20,8 +20,13 @@ use crate::pg::{quote_literal, PgConfig, PgError};
 
 use super::plan::Task;
 
-/// Tuples per block: one DuckDB vector's worth.
-const BLOCK_ROWS: usize = 2048;
+/// Tuples per block: four DuckDB vectors' worth (the scan hands them out 2048 at a
+/// time). Measured against one vector's worth (2048), interleaved A/B on pagila_big,
+/// medians of 6 to 8 runs: with `preserve_insertion_order = false` 13 to 17% faster
+/// (rental 2.78 -> 2.42 s, payment 2.76 -> 2.30 s; fewer hand-overs, so fewer thread
+/// wake-ups), at DuckDB's defaults level (2.74 -> 2.64 s, 2.55 -> 2.55 s), and a peak
+/// RSS 9 to 21 MB lower in all four cases.
+const BLOCK_ROWS: usize = 8192;
 /// A block is handed over early once its bytes pass this (wide rows).
 const BLOCK_BYTES: usize = 1 << 20;
 /// Blocks in flight per connection.
