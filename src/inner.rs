@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ffi::conn::{Connection, InterruptHandle};
 use crate::ffi::entry::Loader;
@@ -19,6 +19,12 @@ use crate::ffi::entry::Loader;
 /// well within a second of the user's last close.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
+/// How long after a build the watcher waits before its CHECKPOINT. A user's own
+/// CHECKPOINT fails ("other write transactions active") while ours runs, and the
+/// README tells short-lived sessions to end with one: `CALL …; CHECKPOINT;` runs it
+/// within milliseconds of the CALL, well before ours.
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(2);
+
 pub struct Inner {
     /// Runs a build's transaction.
     work: Mutex<Option<Connection>>,
@@ -26,9 +32,9 @@ pub struct Inner {
     log: Mutex<Option<Connection>>,
     work_interrupt: InterruptHandle,
     closed: AtomicBool,
-    /// A build committed: checkpoint once the database is quiet, so that closing
-    /// it later does not have to replay a large WAL first.
-    checkpoint_wanted: AtomicBool,
+    /// A build committed at this time: checkpoint once the database is quiet, so
+    /// that the file holds the star without its WAL.
+    checkpoint_wanted: Mutex<Option<Instant>>,
 }
 
 /// Why the extension's connections are unavailable.
@@ -44,7 +50,7 @@ impl Inner {
             work: Mutex::new(Some(work)),
             log: Mutex::new(Some(log)),
             closed: AtomicBool::new(false),
-            checkpoint_wanted: AtomicBool::new(false),
+            checkpoint_wanted: Mutex::new(None),
         });
         let w = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -77,21 +83,26 @@ impl Inner {
         }
     }
 
-    /// Asks the watcher for a CHECKPOINT after the current statement.
+    /// Asks the watcher for a CHECKPOINT, [`CHECKPOINT_AFTER`] from now.
     pub fn want_checkpoint(&self) {
-        self.checkpoint_wanted.store(true, Ordering::SeqCst);
+        if let Ok(mut w) = self.checkpoint_wanted.lock() {
+            *w = Some(Instant::now());
+        }
     }
 
     /// A plain CHECKPOINT (never FORCE: that would abort the user's
     /// transactions) from the watcher; retried on the next tick while it fails.
     fn checkpoint_if_wanted(&self) {
-        if !self.checkpoint_wanted.load(Ordering::SeqCst) {
+        let Ok(mut wanted) = self.checkpoint_wanted.try_lock() else {
+            return;
+        };
+        if !wanted.is_some_and(|t| t.elapsed() >= CHECKPOINT_AFTER) {
             return;
         }
         let Ok(guard) = self.log.try_lock() else { return };
         if let Some(conn) = guard.as_ref() {
             if conn.query("CHECKPOINT").is_ok() {
-                self.checkpoint_wanted.store(false, Ordering::SeqCst);
+                *wanted = None;
             }
         }
     }
