@@ -486,6 +486,24 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A number (or anything printed as a SQL literal by `Display`), or `NULL`.
+pub fn sql_or_null<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into())
+}
+
+/// A quoted string literal, or `NULL`.
+pub fn str_or_null(s: Option<&str>) -> String {
+    s.map(crate::pg::quote_literal).unwrap_or_else(|| "NULL".into())
+}
+
+/// A TIMESTAMPTZ for a time in µs since 1970 (`to_timestamp` takes seconds), or `NULL`.
+pub fn timestamptz_us(us: Option<i64>) -> String {
+    match us {
+        Some(us) => format!("to_timestamp({us} / 1000000.0)"),
+        None => "NULL".into(),
+    }
+}
+
 /// Replace every `{{name}}` in `sql` by its value from `vars` (whitespace inside the braces
 /// is ignored). Substituted values are not scanned again. Fails on a placeholder that is not
 /// in `vars` and on an unterminated `{{`, so nothing unreplaced can reach DuckDB.

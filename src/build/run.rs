@@ -492,16 +492,17 @@ fn build_steps(
             })?;
         }
         // The bookmarks advance with the build: in its transaction.
-        let snap = snapshot_us.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
+        let snap = models::sql_or_null(snapshot_us);
         let values: Vec<String> = high_water
             .iter()
             .map(|(t, c, m)| {
-                let us = m.us.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
-                let id = m.id.map(|u| u.to_string()).unwrap_or_else(|| "NULL".into());
                 format!(
-                    "({}, {}, to_timestamp({us} / 1000000.0), {us}, {snap}, {id}, {run_id}, now())",
+                    "({}, {}, {}, {}, {snap}, {}, {run_id}, now())",
                     quote_literal(t),
-                    quote_literal(c)
+                    quote_literal(c),
+                    models::timestamptz_us(m.us),
+                    models::sql_or_null(m.us),
+                    models::sql_or_null(m.id)
                 )
             })
             .collect();

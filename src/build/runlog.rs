@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::models::{self, Schemas};
+use super::models::{self, sql_or_null, str_or_null, timestamptz_us, Schemas};
 use super::run::CheckRow;
 use crate::inner::Inner;
 use crate::pg::quote_literal;
@@ -35,8 +35,13 @@ struct Row {
     message: Option<String>,
     /// Already in the table (as RUNNING): finished by an UPDATE.
     written: bool,
-    /// Changed since it was last written.
-    dirty: bool,
+}
+
+impl Row {
+    /// Not in the table yet, or finished since it was written RUNNING.
+    fn dirty(&self) -> bool {
+        !self.written || self.status != "RUNNING"
+    }
 }
 
 pub struct RunLog<'a> {
@@ -53,22 +58,6 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-/// A TIMESTAMPTZ literal for a time in µs since 1970 (to_timestamp takes seconds).
-fn ts(us: Option<i64>) -> String {
-    match us {
-        Some(us) => format!("to_timestamp({us} / 1000000.0)"),
-        None => "NULL".into(),
-    }
-}
-
-fn sql_opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into())
-}
-
-fn sql_str(s: Option<&str>) -> String {
-    s.map(quote_literal).unwrap_or_else(|| "NULL".into())
 }
 
 impl<'a> RunLog<'a> {
@@ -114,7 +103,6 @@ impl<'a> RunLog<'a> {
             finished_us: None,
             message: None,
             written: false,
-            dirty: true,
         });
         self.flush_if(step == RUN_STEP);
     }
@@ -129,7 +117,6 @@ impl<'a> RunLog<'a> {
                 r.seconds = Some(seconds);
                 r.finished_us = Some(now_us());
                 r.message = message.map(str::to_string);
-                r.dirty = true;
             }
         }
         self.flush_if(step == RUN_STEP);
@@ -147,8 +134,8 @@ impl<'a> RunLog<'a> {
                     "({}, {}, {}, {}, {}, now())",
                     self.run_id,
                     quote_literal(&c.check),
-                    sql_str(c.expected.as_deref()),
-                    sql_str(c.actual.as_deref()),
+                    str_or_null(c.expected.as_deref()),
+                    str_or_null(c.actual.as_deref()),
                     c.ok
                 )
             })
@@ -173,17 +160,17 @@ impl<'a> RunLog<'a> {
         let mut all = self.rows.borrow_mut();
         let mut sql = Vec::new();
         let mut values = Vec::new();
-        for r in all.iter().filter(|r| r.dirty) {
+        for r in all.iter().filter(|r| r.dirty()) {
             if r.written {
                 sql.push(format!(
                     "UPDATE {} SET status = {}, \"rows\" = {}, seconds = {}, finished_at = {}, message = {} \
                      WHERE run_id = {} AND step = {} AND status = 'RUNNING'",
                     self.table,
                     quote_literal(&r.status),
-                    sql_opt(r.rows),
-                    sql_opt(r.seconds),
-                    ts(r.finished_us),
-                    sql_str(r.message.as_deref()),
+                    sql_or_null(r.rows),
+                    sql_or_null(r.seconds),
+                    timestamptz_us(r.finished_us),
+                    str_or_null(r.message.as_deref()),
                     self.run_id,
                     quote_literal(&r.step)
                 ));
@@ -193,11 +180,11 @@ impl<'a> RunLog<'a> {
                     self.run_id,
                     quote_literal(&r.step),
                     quote_literal(&r.status),
-                    sql_opt(r.rows),
-                    sql_opt(r.seconds),
-                    ts(Some(r.started_us)),
-                    ts(r.finished_us),
-                    sql_str(r.message.as_deref())
+                    sql_or_null(r.rows),
+                    sql_or_null(r.seconds),
+                    timestamptz_us(Some(r.started_us)),
+                    timestamptz_us(r.finished_us),
+                    str_or_null(r.message.as_deref())
                 ));
             }
         }
@@ -219,7 +206,6 @@ impl<'a> RunLog<'a> {
         all.retain(|r| r.status == "RUNNING");
         for r in all.iter_mut() {
             r.written = true;
-            r.dirty = false;
         }
     }
 }
@@ -227,7 +213,7 @@ impl<'a> RunLog<'a> {
 impl Drop for RunLog<'_> {
     /// Whatever was not written yet (a panic between start and end).
     fn drop(&mut self) {
-        if self.rows.borrow().iter().any(|r| r.dirty) {
+        if self.rows.borrow().iter().any(Row::dirty) {
             self.write(None);
         }
     }
