@@ -509,7 +509,8 @@ class PgServer:
         elif gen_scale is not None:
             log(f"PG{self.version}: {gen_bin} not built: db pagila_gen stays empty (make gen)")
         if real and not self.real_loaded:
-            if gen_bin.exists() and self.load_generated("pagila", 1, gen_bin) is None:
+            # --no-gen (gen_scale None) asks for no generated data anywhere
+            if gen_scale is not None and gen_bin.exists() and self.load_generated("pagila", 1, gen_bin) is None:
                 self.stand_in = True
                 log(f"PG{self.version}: {SHARED_PAGILA} not found: generated Pagila (scale 1) stands in, in db "
                     "pagila (PAGILA_DATA=generated); the tests of the real dataset's own values skip")
