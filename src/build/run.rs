@@ -74,8 +74,8 @@ pub struct SourceFigures {
 pub fn source_figures(conn: &mut crate::pg::Connection) -> Result<SourceFigures, String> {
     let rows = conn
         .simple_query(
-            "SELECT (SELECT count(*) FROM payment), (SELECT coalesce(sum(amount), 0) FROM payment), \
-             (SELECT count(*) FROM rental)",
+            // One scan of payment for both of its figures.
+            "SELECT count(*), coalesce(sum(amount), 0), (SELECT count(*) FROM rental) FROM payment",
         )
         .map_err(|e| format!("reading source figures: {e}"))?;
     let r = rows.into_iter().next().ok_or("reading source figures: no row")?;
@@ -292,7 +292,8 @@ fn build_steps(
         snap = Some((conn, id));
         Ok(None)
     })?;
-    let (mut snap_conn, snap_id) = snap.expect("set by the snapshot step");
+    let (snap_conn, snap_id) = snap.expect("set by the snapshot step");
+    let mut snap_conn = Some(snap_conn);
     let run_dsn = RunDsn::register(p.cfg.clone());
 
     let work = inner.work()?;
@@ -466,6 +467,29 @@ fn build_steps(
                 }
             }
         }
+        // Postgres' figures for the checks (a scan of payment and rental, in the build's
+        // snapshot, on the connection that holds it) are read while DuckDB runs the models,
+        // by one Postgres process (no parallel workers): it takes one core and leaves DuckDB
+        // the other. Without detect_deletes an incremental run reconciles with bronze instead
+        // (rows deleted in Postgres stay there until a run looks for them). A build that fails
+        // before its checks leaves the thread to finish its one query and close the connection.
+        let figures = match incremental {
+            Some((_, false, _)) => None,
+            _ => snap_conn.take().map(|mut conn| {
+                std::thread::Builder::new()
+                    .name("pagila_star figures".into())
+                    .spawn(move || {
+                        conn.simple_query("SET LOCAL max_parallel_workers_per_gather = 0")
+                            .map_err(|e| format!("reading source figures: {e}"))?;
+                        source_figures(&mut conn)
+                    })
+            }),
+        };
+        let mut figures = match figures {
+            Some(Ok(handle)) => Some(handle),
+            Some(Err(e)) => return Err(format!("starting the source figures' thread: {e}")),
+            None => None,
+        };
         let model_list = if incremental.is_some() {
             models::INCREMENTAL_MODELS
         } else {
@@ -523,11 +547,12 @@ fn build_steps(
             // Without detect_deletes, rows deleted in Postgres stay in bronze (and
             // so in the star) until a run that looks for them: reconcile with what
             // was loaded then, not with Postgres' counts.
-            // Postgres' figures (a scan of payment and rental) are read in the build's
-            // snapshot, on the connection that holds it, after the extracts.
-            let against = match incremental {
-                Some((_, false, _)) => figures_from_bronze(&work, &p.schemas)?,
-                _ => source_figures(&mut snap_conn)?,
+            // Postgres' figures come from the thread started after the extracts.
+            let against = match figures.take() {
+                None => figures_from_bronze(&work, &p.schemas)?,
+                Some(handle) => handle
+                    .join()
+                    .map_err(|_| "reading source figures: the thread panicked".to_string())??,
             };
             // An incremental run checks what it can change cheaply; the full list
             // (key resolution over every fact, fan-out) is a full build's and
