@@ -2,7 +2,8 @@
 
 What sqllogictest cannot express: a Postgres backend killed in the middle of a build, an
 interrupted CALL, closing and reopening the database file (in this process and in another
-one), a caller holding an open transaction, EXPLAIN, and the password never showing up.
+one), a caller holding an open transaction, EXPLAIN, the checks' Postgres figures failing, and
+the password never showing up.
 
 Every test works on its own database file with a star from an earlier successful build,
 and checks that a failed build leaves that star exactly as it was (row counts and a
@@ -320,6 +321,70 @@ def test_backend_killed_mid_build(star, gen_dsn, admin_dsn, backends):
     rows = build(con, gen_dsn)
     assert all(r[3] == "FINISHED" for r in rows), rows
     assert run_rows(con, last_run_id(con))["build"][0] == "FINISHED"
+
+
+# ----------------------------------------------------------------------------- the checks' figures fail
+
+
+def test_source_figures_failing_fails_the_checks(star, gen_dsn, admin_dsn, pagila_gen_dsn, backends):
+    """The figures the checks compare with (payment's count and sum, rental's count) are read
+    from Postgres on a thread of their own while DuckDB runs the models. When that read fails,
+    the build fails at its checks step with Postgres' reason, and the previous star stays.
+    The failure here is deterministic: a role that may read payment's partitions (the extracts
+    read those) but not the partitioned table payment itself (the figures are counted on it)."""
+    con, _, _ = star
+    before = fingerprint(con)
+    role = f"{ROLE}_nofig"
+    with psycopg.connect(admin_dsn, autocommit=True) as pg:
+        pg.execute(f'DROP ROLE IF EXISTS "{role}"')
+        pg.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD {pgsql.quote(PASSWORD)}')
+    try:
+        with psycopg.connect(pagila_gen_dsn, autocommit=True) as pg:
+            pg.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+            pg.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+            pg.execute(f'REVOKE SELECT ON public.payment FROM "{role}"')
+        dsn = role_dsn(pagila_gen_dsn).replace(f"user={ROLE}", f"user={role}")
+        assert f"user={role}" in dsn
+
+        with pytest.raises(duckdb.Error) as raised:
+            build(con, dsn)
+        error = str(raised.value)
+        assert re.match(r"(?:[A-Za-z ]+Error: )?pagila_build_star: step checks failed: reading source figures: ",
+                        error), error
+        assert "permission denied for table payment" in error, error
+        assert_no_secret(error, "the error")
+
+        # the previous star, untouched
+        assert fingerprint(con) == before
+
+        # the run log: every extract and model finished, the checks and the build FAILED
+        steps = run_rows(con, last_run_id(con))
+        assert steps["build"][0] == "FAILED" and steps["checks"][0] == "FAILED", steps
+        assert "permission denied for table payment" in steps["checks"][1], steps["checks"]
+        done = [s for s in steps if s.startswith(("bronze.", "silver.", "gold."))]
+        assert any(s.startswith("gold.fact_") for s in done), steps
+        assert all(steps[s][0] == "FINISHED" for s in done), steps
+        assert "commit" not in steps, steps
+        for _, msg in steps.values():
+            assert_no_secret(msg, "pagila_runs.message")
+
+        # the thread's session is closed with it: no backend of that role is left
+        with psycopg.connect(admin_dsn, autocommit=True) as pg:
+            assert wait_until(lambda: not pg.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE usename = %s", [role]).fetchall(), 10)
+
+        # and the next build works
+        rows = build(con, gen_dsn)
+        assert all(r[3] == "FINISHED" for r in rows), rows
+    finally:
+        with psycopg.connect(pagila_gen_dsn, autocommit=True) as pg:
+            pg.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+            pg.execute(f'REVOKE ALL ON SCHEMA public FROM "{role}"')
+        with psycopg.connect(admin_dsn, autocommit=True) as pg:
+            pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+            wait_until(lambda: not pg.execute("SELECT 1 FROM pg_stat_activity WHERE usename = %s",
+                                              [role]).fetchall(), 10)
+            pg.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 # ----------------------------------------------------------------------------- rebuild
