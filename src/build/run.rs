@@ -470,10 +470,11 @@ fn build_steps(
         // Postgres' figures for the checks (a scan of payment and rental, in the build's
         // snapshot, on the connection that holds it) are read while DuckDB runs the models,
         // by one Postgres process (no parallel workers): it takes one core and leaves DuckDB
-        // the other. Without detect_deletes an incremental run reconciles with bronze instead
-        // (rows deleted in Postgres stay there until a run looks for them). A build that fails
-        // before its checks leaves the thread to finish its one query and close the connection.
-        let figures = match incremental {
+        // the other. A build that fails before its checks leaves the thread to finish its one
+        // query and close the connection. Without detect_deletes, rows deleted in Postgres stay
+        // in bronze (and so in the star) until a run looks for them: an incremental run then
+        // reconciles with what bronze holds, not with Postgres' counts (no thread).
+        let mut figures = match incremental {
             Some((_, false, _)) => None,
             _ => snap_conn.take().map(|mut conn| {
                 std::thread::Builder::new()
@@ -484,12 +485,9 @@ fn build_steps(
                         source_figures(&mut conn)
                     })
             }),
-        };
-        let mut figures = match figures {
-            Some(Ok(handle)) => Some(handle),
-            Some(Err(e)) => return Err(format!("starting the source figures' thread: {e}")),
-            None => None,
-        };
+        }
+        .transpose()
+        .map_err(|e| format!("starting the source figures' thread: {e}"))?;
         let model_list = if incremental.is_some() {
             models::INCREMENTAL_MODELS
         } else {
@@ -544,10 +542,8 @@ fn build_steps(
         }
         let mut checks = Vec::new();
         step("checks", &mut || {
-            // Without detect_deletes, rows deleted in Postgres stay in bronze (and
-            // so in the star) until a run that looks for them: reconcile with what
-            // was loaded then, not with Postgres' counts.
-            // Postgres' figures come from the thread started after the extracts.
+            // Postgres' figures come from the thread started after the extracts; without
+            // it (incremental, no detect_deletes) from bronze.
             let against = match figures.take() {
                 None => figures_from_bronze(&work, &p.schemas)?,
                 Some(handle) => handle
