@@ -44,7 +44,7 @@ pub fn date(b: &[u8]) -> R<i32> {
         i32::MIN => -i32::MAX,
         d => d
             .checked_add(PG_EPOCH_DAYS)
-            .ok_or_else(|| DecodeError(format!("date {d} days after 2000-01-01 is out of DuckDB's range")))?,
+            .ok_or_else(|| DecodeError(format!("date {} is out of DuckDB's range", pg_date_text(d))))?,
     })
 }
 
@@ -58,9 +58,63 @@ pub fn timestamp(b: &[u8]) -> R<i64> {
         i64::MIN => -i64::MAX,
         t => t
             .checked_add(PG_EPOCH_MICROS)
-            .filter(|v| *v < i64::MAX - 1 && *v > -i64::MAX + 1)
-            .ok_or_else(|| DecodeError("timestamp is out of DuckDB's range".into()))?,
+            // DuckDB's ±infinity are ±i64::MAX; every value between them is a timestamp.
+            .filter(|v| *v < i64::MAX && *v > -i64::MAX)
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "timestamp {} is out of DuckDB's range (it ends at 294247-01-10)",
+                    pg_timestamp_text(t)
+                ))
+            })?,
     })
+}
+
+/// Year, month and day of a day count from 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A date the way Postgres prints it: year 0 and before as `… BC`.
+fn ymd_text(days_since_1970: i64) -> String {
+    let (y, m, d) = civil_from_days(days_since_1970);
+    if y > 0 {
+        format!("{y:04}-{m:02}-{d:02}")
+    } else {
+        format!("{:04}-{m:02}-{d:02} BC", 1 - y)
+    }
+}
+
+/// The text of a Postgres date (days since 2000-01-01), for messages.
+fn pg_date_text(days_since_2000: i32) -> String {
+    ymd_text(i64::from(days_since_2000) + i64::from(PG_EPOCH_DAYS))
+}
+
+/// The text of a Postgres timestamp (µs since 2000-01-01), for messages.
+fn pg_timestamp_text(us_since_2000: i64) -> String {
+    const DAY: i64 = 86_400_000_000;
+    let days = us_since_2000.div_euclid(DAY);
+    let us = us_since_2000.rem_euclid(DAY);
+    let (h, mi, sec, frac) = (
+        us / 3_600_000_000,
+        us / 60_000_000 % 60,
+        us / 1_000_000 % 60,
+        us % 1_000_000,
+    );
+    let date = ymd_text(days + i64::from(PG_EPOCH_DAYS));
+    let time = format!("{h:02}:{mi:02}:{sec:02}.{frac:06}");
+    match date.strip_suffix(" BC") {
+        Some(d) => format!("{d} {time} BC"),
+        None => format!("{date} {time}"),
+    }
 }
 
 /// Postgres interval (micros, days, months) → (months, days, micros).
@@ -286,6 +340,28 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_values_are_named_in_postgres_text() {
+        // Postgres' last timestamp, 294276-12-31 23:59:59.999999: its END_TIMESTAMP - 1 µs.
+        let last: i64 = 9_223_371_331_200_000_000 - 1;
+        let e = timestamp(&last.to_be_bytes()).unwrap_err().0;
+        assert_eq!(
+            e,
+            "timestamp 294276-12-31 23:59:59.999999 is out of DuckDB's range (it ends at 294247-01-10)"
+        );
+        // DuckDB's last timestamp (i64::MAX - 1 µs after 1970) arrives; one µs later is an error.
+        let duck_last = i64::MAX - 1 - PG_EPOCH_MICROS;
+        assert_eq!(timestamp(&duck_last.to_be_bytes()).unwrap(), i64::MAX - 1);
+        let e = timestamp(&(duck_last + 1).to_be_bytes()).unwrap_err().0;
+        assert!(e.starts_with("timestamp 294247-01-10 04:00:54.775807 is out of"), "{e}");
+        assert_eq!(pg_timestamp_text(0), "2000-01-01 00:00:00.000000");
+        assert_eq!(pg_timestamp_text(-1), "1999-12-31 23:59:59.999999");
+        // Postgres' first day, Julian day 0 (values checked against Postgres' own date arithmetic).
+        assert_eq!(pg_date_text(-2_451_545), "4714-11-24 BC");
+        assert_eq!(pg_date_text(-730_119), "0001-01-01");
+        assert_eq!(pg_date_text(-730_120), "0001-12-31 BC");
+    }
 
     fn numeric(ndigits: &[u16], weight: i16, sign: u16, dscale: u16) -> Vec<u8> {
         let mut b = Vec::new();
