@@ -106,7 +106,14 @@ fn bind_common(
     };
     let fields = conn.describe(&describe_sql).map_err(|e| err(function, e))?;
     if fields.is_empty() {
-        return Err(err(function, "the query returns no columns"));
+        // A DuckDB table needs at least one column; Postgres allows none.
+        return Err(err(
+            function,
+            match &source {
+                Source::Table(rel) => format!("table {} has no columns: there is nothing to read", rel.display),
+                Source::Query(_) => "the query returns no columns".to_string(),
+            },
+        ));
     }
     let columns = catalog::columns(&mut conn, &fields, &params.numeric).map_err(|e| err(function, e))?;
     // DuckDB needs distinct names; a query may repeat one ("a", "a" → "a", "a_1").

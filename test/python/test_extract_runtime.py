@@ -624,6 +624,28 @@ def test_projection_pushdown(con, pagila_dsn, scratch):
     assert cols == ["actor_id", "bad", "first_name"]
 
 
+def test_odd_relations(con, pagila_dsn, scratch):
+    """Relations Postgres allows and DuckDB has no exact twin for: no columns, a column called rowid
+    (DuckDB's virtual row id), names equal but for case, an empty table, a 30 MB value."""
+    pg_exec(pagila_dsn, f"CREATE TABLE {scratch}.nocols (); INSERT INTO {scratch}.nocols DEFAULT VALUES")
+    with pytest.raises(duckdb.Error, match=rf"pagila_extract: table {scratch}\.nocols has no columns"):
+        con.execute(f"SELECT count(*) FROM pagila_extract('{scratch}.nocols', dsn := ?)", [pagila_dsn]).fetchall()
+    assert con.execute("SELECT 42").fetchone()[0] == 42
+    pg_exec(pagila_dsn, f"CREATE TABLE {scratch}.named (rowid int, \"A\" int, a int); "
+                        f"INSERT INTO {scratch}.named VALUES (10, 1, 2), (20, 3, 4)")
+    cols = con.execute(f"DESCRIBE SELECT * FROM pagila_extract('{scratch}.named', dsn := ?)", [pagila_dsn]).fetchall()
+    assert [c[0] for c in cols] == ["rowid", "A", "a_1"]
+    assert con.execute(f"SELECT rowid, a_1 FROM pagila_extract('{scratch}.named', dsn := ?) ORDER BY 1",
+                       [pagila_dsn]).fetchall() == [(10, 2), (20, 4)]
+    pg_exec(pagila_dsn, f"CREATE TABLE {scratch}.empty (x int)")
+    assert con.execute(f"SELECT count(*) FROM pagila_extract('{scratch}.empty', dsn := ?)", [pagila_dsn]).fetchone()[0] == 0
+    pg_exec(pagila_dsn, f"CREATE TABLE {scratch}.wide AS SELECT 1 AS id, repeat('x', 30000000) AS big "
+                        f"UNION ALL SELECT g, md5(g::text) FROM generate_series(2, 20000) AS g")
+    got = con.execute(f"SELECT count(*), max(length(big)), sum(length(big)) FROM pagila_extract('{scratch}.wide', dsn := ?)",
+                      [pagila_dsn]).fetchone()
+    assert got == (20000, 30000000, 30000000 + 19999 * 32)
+
+
 # ------------------------------------------------------------------------- parallel reads, materialized views
 
 
