@@ -307,9 +307,10 @@ impl TableFunction for CheckFunction {
         let f = Self::NAME;
         let mut slot = g.rows.lock().map_err(|_| "pagila_check: poisoned")?;
         if slot.is_none() {
+            let work = bind.state.inner.work()?;
+            run::require_star(&work, &bind.schemas).map_err(|e| format!("{f}: {e}"))?;
             let mut pg = crate::pg::Connection::connect(&bind.cfg).map_err(|e| format!("{f}: {e}"))?;
             let figures = run::source_figures(&mut pg).map_err(|e| format!("{f}: {e}"))?;
-            let work = bind.state.inner.work()?;
             let rows = run::run_checks(&work, &bind.schemas, 0, &figures, models::CHECKS, &[])
                 .map_err(|e| format!("{f}: {e}"))?;
             *slot = Some(rows.into_iter());

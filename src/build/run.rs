@@ -305,6 +305,8 @@ fn build_steps(
     let gold = models::quote_ident(&p.schemas.gold);
     // What a build that died left behind (the process was killed mid-build).
     drop_next_tables(&work, &p.schemas)?;
+    // Layer schemas this build creates; a failed build drops those it leaves empty.
+    let new_schemas = missing_schemas(&work, &p.schemas)?;
     work.query(&format!("CREATE SCHEMA IF NOT EXISTS {bronze}"))
         .map_err(|e| e.to_string())?;
     // Created with the first star (in the swap of a full build).
@@ -626,6 +628,10 @@ fn build_steps(
             }
             // Nothing half-written stays behind: the previous star is untouched.
             let _ = drop_next_tables(&work, &p.schemas);
+            // Nor an empty schema this build created (the run log's stays: it holds the log).
+            for schema in &new_schemas {
+                let _ = work.query(&format!("DROP SCHEMA IF EXISTS {}", models::quote_ident(schema)));
+            }
             Err(e)
         }
     }
@@ -697,6 +703,42 @@ fn refuse_views_in_the_way(
         )),
         None => Ok(()),
     }
+}
+
+/// Fails, saying what to do, unless the gold schema holds a star to check.
+pub fn require_star(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<(), String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() \
+             AND schema_name = {} AND table_name IN ('fact_sales', 'fact_rental')",
+            quote_literal(&schemas.gold)
+        ))
+        .map_err(|e| format!("looking for the star: {e}"))?;
+    if count_of(&rows) == Some(2) {
+        return Ok(());
+    }
+    Err(format!(
+        "there is no star in schema {} of this database: build one with CALL pagila_build_star() first, \
+         or name the schema that holds it with gold := '…'",
+        models::quote_ident(&schemas.gold)
+    ))
+}
+
+/// The layer schemas that do not exist yet.
+fn missing_schemas(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<Vec<String>, String> {
+    let names = [&schemas.bronze, &schemas.silver, &schemas.gold, &schemas.compat];
+    let rows = conn
+        .query(&format!(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() \
+             AND schema_name IN ({})",
+            names.iter().map(|n| quote_literal(n)).collect::<Vec<_>>().join(", ")
+        ))
+        .map_err(|e| format!("listing schemas: {e}"))?;
+    let existing: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    Ok(names.into_iter().filter(|n| !existing.contains(n)).cloned().collect())
 }
 
 /// Drops the tables a full build writes before its swap (`<prefix><table>` in the three layer
