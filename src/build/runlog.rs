@@ -74,26 +74,47 @@ impl<'a> RunLog<'a> {
              expected VARCHAR, actual VARCHAR, ok BOOLEAN, checked_at TIMESTAMPTZ)"
         ))
         .map_err(|e| format!("creating the run log: {e}"))?;
+        // The next run id and the run's RUNNING row in one statement, under the log
+        // connection's lock: builds started at the same time on other connections of
+        // this database get ids of their own.
+        let started_us = now_us();
         let rows = log
-            .query(&format!("SELECT coalesce(max(run_id), 0) + 1 FROM {table}"))
-            .map_err(|e| format!("reading the run log: {e}"))?;
+            .query(&format!(
+                "INSERT INTO {table} (run_id, step, status, started_at) \
+                 SELECT coalesce(max(run_id), 0) + 1, {}, 'RUNNING', {} FROM {table} RETURNING run_id",
+                quote_literal(RUN_STEP),
+                timestamptz_us(Some(started_us))
+            ))
+            .map_err(|e| format!("writing the run log: {e}"))?;
         let run_id = rows
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .ok_or("writing the run log: no run id came back")?;
         Ok(RunLog {
             inner,
             table,
             gold,
             run_id,
-            rows: RefCell::new(Vec::new()),
+            rows: RefCell::new(vec![Row {
+                step: RUN_STEP.to_string(),
+                status: "RUNNING".into(),
+                rows: None,
+                seconds: None,
+                started_us,
+                finished_us: None,
+                message: None,
+                written: true,
+            }]),
             last_flush: RefCell::new(Instant::now()),
         })
     }
 
-    /// A step (or the run, [`RUN_STEP`]) starts: RUNNING.
+    /// A step starts: RUNNING. (The run's own row is written by [`RunLog::open`].)
     pub fn start(&self, step: &str) {
+        if step == RUN_STEP {
+            return;
+        }
         self.rows.borrow_mut().push(Row {
             step: step.to_string(),
             status: "RUNNING".into(),
@@ -104,7 +125,7 @@ impl<'a> RunLog<'a> {
             message: None,
             written: false,
         });
-        self.flush_if(step == RUN_STEP);
+        self.flush_if(false);
     }
 
     /// A step (or the run) ends with `status`; the run's end writes every row.

@@ -415,6 +415,34 @@ def test_rebuild_gives_identical_star(tmp_path, extension_path, real_dsn):
     con.close()
 
 
+def test_builds_at_once_on_one_database(tmp_path, extension_path, gen_dsn):
+    """Builds started at the same moment on several connections of one database run one after
+    the other, each under a run id of its own, and leave a whole star."""
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
+    build(con, gen_dsn)
+    results, errors = [], []
+
+    def one(mode: str):
+        try:
+            results.append(build(con.cursor(), gen_dsn, mode=mode))
+        except duckdb.Error as e:  # pragma: no cover - reported below
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=one, args=(m,)) for m in ("incremental", "full", "incremental", "full")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert len(results) == 4 and all(r[3] == "FINISHED" for rows in results for r in rows), results
+    runs = con.execute("SELECT run_id, count(*) FILTER (WHERE step = 'build'), count(*) FILTER (WHERE status <> 'FINISHED') "
+                       "FROM gold.pagila_runs GROUP BY run_id ORDER BY run_id").fetchall()
+    assert runs == [(i, 1, 0) for i in range(1, 6)], runs
+    checks = con.execute("SELECT count(*) FILTER (WHERE NOT ok) FROM pagila_check(dsn := ?)", [gen_dsn]).fetchone()[0]
+    assert checks == 0
+    con.close()
+
+
 # ----------------------------------------------------------------------------- (b) close and reopen
 
 
