@@ -78,6 +78,25 @@ pub struct PgConfig {
     passfile: Option<PathBuf>,
     /// Sessions of this config are pooled under this key (see `pg::pool`).
     pub pool: Option<u64>,
+    /// The hosts after the first of a list (`host=a,b port=5432,5433`), tried in
+    /// order when none before them can be reached, as libpq does.
+    others: Vec<OtherHost>,
+    /// The password came from the DSN or PGPASSWORD, not from a pgpass file (which
+    /// is looked up again for each host of a list).
+    password_given: bool,
+}
+
+/// One more host of a host list.
+#[derive(Clone, Debug)]
+struct OtherHost {
+    host: String,
+    hostaddr: Option<String>,
+    port: u16,
+}
+
+/// Splits a comma-separated list as libpq does (`host=a,b`); one entry for an empty value.
+fn list(v: &str) -> Vec<String> {
+    v.split(',').map(|x| x.trim().to_string()).collect()
 }
 
 /// The keys a DSN may carry. Others are refused, as libpq does.
@@ -131,18 +150,51 @@ impl PgConfig {
                 .map(|(_, v)| v.clone())
                 .or_else(|| env(var).filter(|v| !v.is_empty()))
         };
-        let host = get("host", "PGHOST").unwrap_or_else(|| default_host().to_string());
-        // libpq takes the first of a comma-separated list; we do the same.
-        let host = host.split(',').next().unwrap_or("").trim().to_string();
-        let hostaddr = get("hostaddr", "PGHOSTADDR");
-        let port_text = get("port", "PGPORT").unwrap_or_else(|| "5432".into());
-        let port: u16 = port_text
-            .split(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .parse()
-            .map_err(|_| PgError::Config(format!("invalid port number: \"{port_text}\"")))?;
+        // A host list is tried in order, as libpq does: `port` (and `hostaddr`) give one
+        // value for every host, or one per host.
+        let hosts: Vec<String> = list(&get("host", "PGHOST").unwrap_or_default())
+            .into_iter()
+            .map(|h| if h.is_empty() { default_host().to_string() } else { h })
+            .collect();
+        let port_text = get("port", "PGPORT").unwrap_or_default();
+        let ports = list(&port_text)
+            .into_iter()
+            .map(|p| {
+                if p.is_empty() {
+                    Ok(5432)
+                } else {
+                    p.parse::<u16>()
+                        .map_err(|_| PgError::Config(format!("invalid port number: \"{port_text}\"")))
+                }
+            })
+            .collect::<Result<Vec<u16>, PgError>>()?;
+        let hostaddrs: Vec<Option<String>> = match get("hostaddr", "PGHOSTADDR") {
+            None => vec![None; hosts.len()],
+            Some(v) => list(&v)
+                .into_iter()
+                .map(|a| Some(a).filter(|a| !a.is_empty()))
+                .collect(),
+        };
+        let per_host = |n: usize, what: &str| -> Result<(), PgError> {
+            if n == 1 || n == hosts.len() {
+                Ok(())
+            } else {
+                Err(PgError::Config(format!(
+                    "could not match {n} {what} to {} hosts",
+                    hosts.len()
+                )))
+            }
+        };
+        per_host(ports.len(), "port numbers")?;
+        per_host(hostaddrs.len(), "host addresses")?;
+        let mut endpoints = hosts.iter().enumerate().map(|(i, h)| OtherHost {
+            host: h.clone(),
+            hostaddr: hostaddrs[i.min(hostaddrs.len() - 1)].clone(),
+            port: ports[i.min(ports.len() - 1)],
+        });
+        let first = endpoints.next().expect("a list has at least one entry");
+        let others: Vec<OtherHost> = endpoints.collect();
+        let (host, hostaddr, port) = (first.host, first.hostaddr, first.port);
         let user = get("user", "PGUSER")
             .or_else(|| env("USER"))
             .unwrap_or_else(|| "postgres".into());
@@ -176,7 +228,16 @@ impl PgConfig {
         let passfile = get("passfile", "PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
+        // Any server of a host list will do for reading; choosing a primary or a standby
+        // (libpq's other values) is not implemented, so asking for one is an error.
+        if let Some(t) = get("target_session_attrs", "PGTARGETSESSIONATTRS").filter(|t| t != "any") {
+            return Err(PgError::Config(format!(
+                "target_session_attrs=\"{t}\" is not supported: the hosts of a list are tried in order and \
+                 the first that answers is used (target_session_attrs=any)"
+            )));
+        }
         let password = get("password", "PGPASSWORD").map(Secret::new);
+        let password_given = password.is_some();
         let options = get("options", "PGOPTIONS");
         let mut cfg = PgConfig {
             host,
@@ -192,6 +253,8 @@ impl PgConfig {
             options,
             passfile,
             pool: None,
+            others,
+            password_given,
         };
         if cfg.password.is_none() {
             cfg.password = cfg.password_from_passfile();
@@ -206,6 +269,29 @@ impl PgConfig {
 
     pub fn is_unix_socket(&self) -> bool {
         self.hostaddr.is_none() && self.host.starts_with('/')
+    }
+
+    /// One config per host of the list, in the order to try them (just this one for a
+    /// single host).
+    pub fn candidates(&self) -> Vec<PgConfig> {
+        let first = PgConfig {
+            others: Vec::new(),
+            ..self.clone()
+        };
+        let mut out = vec![first.clone()];
+        for o in &self.others {
+            let mut c = PgConfig {
+                host: o.host.clone(),
+                hostaddr: o.hostaddr.clone(),
+                port: o.port,
+                ..first.clone()
+            };
+            if !c.password_given {
+                c.password = c.password_from_passfile();
+            }
+            out.push(c);
+        }
+        out
     }
 
     /// "host=… port=… dbname=… user=…": safe for messages, never the password.
@@ -410,7 +496,10 @@ fn parse_uri(s: &str) -> Result<Pairs, PgError> {
         }
         None => authority,
     };
-    if !hostport.is_empty() {
+    // postgresql://h1:p1,h2:p2/db: a host list, as in key/value form.
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for hostport in hostport.split(',').filter(|h| !h.is_empty()) {
         let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
             let (h, after) = h
                 .split_once(']')
@@ -422,15 +511,20 @@ fn parse_uri(s: &str) -> Result<Pairs, PgError> {
                 None => (hostport.to_string(), None),
             }
         };
-        if !host.is_empty() {
-            out.push(("host".into(), percent_decode(&host)?));
-        }
-        if let Some(p) = port.filter(|p| !p.is_empty()) {
+        let port = port.filter(|p| !p.is_empty());
+        if let Some(p) = &port {
             if p.parse::<u16>().is_err() {
                 return Err(PgError::Config(format!("invalid port number in URI: \"{p}\"")));
             }
-            out.push(("port".into(), p));
         }
+        hosts.push(percent_decode(&host)?);
+        ports.push(port.unwrap_or_default());
+    }
+    if hosts.iter().any(|h| !h.is_empty()) {
+        out.push(("host".into(), hosts.join(",")));
+    }
+    if ports.iter().any(|p| !p.is_empty()) {
+        out.push(("port".into(), ports.join(",")));
     }
     if let Some(db) = path.filter(|p| !p.is_empty()) {
         out.push(("dbname".into(), percent_decode(db)?));
@@ -485,6 +579,50 @@ mod tests {
         assert_eq!(c.password.unwrap().expose(), "s@cret");
         assert_eq!(c.sslmode, SslMode::Disable);
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn host_lists() {
+        let hosts =
+            |c: &PgConfig| -> Vec<(String, u16)> { c.candidates().iter().map(|c| (c.host.clone(), c.port)).collect() };
+        let c = PgConfig::resolve("host=a,b,/tmp port=1,2,3 dbname=d user=u password=p", &no_env).unwrap();
+        assert_eq!(hosts(&c), [("a".into(), 1), ("b".into(), 2), ("/tmp".into(), 3)]);
+        assert!(c
+            .candidates()
+            .iter()
+            .all(|x| x.password.as_ref().unwrap().expose() == "p"));
+        // one port for every host; an empty entry is the default
+        let c = PgConfig::resolve("host=a,b port=7 dbname=d", &no_env).unwrap();
+        assert_eq!(hosts(&c), [("a".into(), 7), ("b".into(), 7)]);
+        let c = PgConfig::resolve("host=a,b port=,9 dbname=d", &no_env).unwrap();
+        assert_eq!(hosts(&c), [("a".into(), 5432), ("b".into(), 9)]);
+        let e = PgConfig::resolve("host=a,b,c port=1,2 dbname=d", &no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("could not match 2 port numbers to 3 hosts"),
+            "{e}"
+        );
+        assert!(PgConfig::resolve("host=a,b target_session_attrs=any", &no_env).is_ok());
+        let e = PgConfig::resolve("host=a,b target_session_attrs=read-write", &no_env).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("target_session_attrs=\"read-write\" is not supported"),
+            "{e}"
+        );
+        let e = PgConfig::resolve("host=a,b hostaddr=1.2.3.4,5.6.7.8,9.9.9.9", &no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("could not match 3 host addresses to 2 hosts"),
+            "{e}"
+        );
+        // the same in a URI, IPv6 included; a single host stays a single candidate
+        let c = PgConfig::resolve("postgresql://u@h1:5433,[::1],h3:5435/d", &no_env).unwrap();
+        assert_eq!(
+            hosts(&c),
+            [("h1".into(), 5433), ("::1".into(), 5432), ("h3".into(), 5435)]
+        );
+        assert_eq!(
+            hosts(&PgConfig::resolve("host=solo", &no_env).unwrap()),
+            [("solo".into(), 5432)]
+        );
     }
 
     #[test]

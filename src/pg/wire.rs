@@ -168,8 +168,28 @@ fn cstr(b: &[u8]) -> (&[u8], &[u8]) {
 
 impl Connection {
     /// Connects, negotiates TLS and authenticates. Every session is read-only and
-    /// named `pagila_star` in `pg_stat_activity`.
+    /// named `pagila_star` in `pg_stat_activity`. With a host list, the hosts are
+    /// tried in order until one can be reached (a server that answers and refuses
+    /// the login ends the search), as libpq does.
     pub fn connect(cfg: &PgConfig) -> Result<Connection, PgError> {
+        let candidates = cfg.candidates();
+        if candidates.len() == 1 {
+            return Self::connect_one(cfg);
+        }
+        let mut failed = Vec::new();
+        for c in &candidates {
+            match Self::connect_one(c) {
+                Err(PgError::Connect { target, reason }) => failed.push(format!("{target}: {reason}")),
+                other => return other,
+            }
+        }
+        Err(PgError::Connect {
+            target: format!("any of its {} hosts", candidates.len()),
+            reason: failed.join("; "),
+        })
+    }
+
+    fn connect_one(cfg: &PgConfig) -> Result<Connection, PgError> {
         let target = cfg.redacted();
         let connect_err = |reason: String| PgError::Connect {
             target: format!("{}:{}", cfg.host, cfg.port),

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 import uuid
 
 import duckdb
@@ -505,6 +506,38 @@ def test_set_pagila_dsn_in_cli(duckdb_cli, extension_path, pagila_dsn):
                        env=clean_env(PGHOST="127.0.0.1", PGPORT="1", PGPASSWORD=p["password"]))
     assert r.returncode == 0, r.stderr
     assert re.search(r"^n\n[1-9][0-9]*$", r.stdout.strip(), re.M), r.stdout
+
+
+def test_host_list_is_tried_in_order(con, pagila_dsn):
+    """host=a,b port=x,y (and postgresql://a:x,b:y/db): the hosts are tried in order, as libpq does."""
+    p = dsn_parts(pagila_dsn)
+    closed = str(free_closed_port())
+    listed = make_dsn(**{**p, "host": f"{p['host']},{p['host']}", "port": f"{closed},{p['port']}", "connect_timeout": "5"})
+    # the first is not listening: the second serves, the parallel connections too (one snapshot)
+    n = con.execute("SELECT count(*) FROM pagila_extract('payment', dsn := ?, threads := 2)", [listed]).fetchone()[0]
+    assert n == pg_exec(pagila_dsn, "SELECT count(*) FROM payment")[0][0]
+    uri = (f"postgresql://{p['user']}:{urllib.parse.quote(p['password'], safe='')}@{p['host']}:{closed},"
+           f"{p['host']}:{p['port']}/{p['dbname']}?connect_timeout=5")
+    assert con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [uri]).fetchone()[0] > 0
+    # none reachable: one error naming every host, no password
+    none = make_dsn(**{**p, "host": f"{p['host']},{p['host']}", "port": f"{closed},{closed}", "connect_timeout": "5"})
+    with pytest.raises(duckdb.Error) as e:
+        con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [none]).fetchall()
+    msg = str(e.value)
+    assert "could not connect to PostgreSQL at any of its 2 hosts" in msg and msg.count(f":{closed}:") == 2, msg
+    assert p["password"] not in msg
+    # a server that answers and refuses the login ends the search (the next host is not tried)
+    wrong = make_dsn(**{**p, "host": f"{p['host']},{p['host']}", "port": f"{p['port']},{closed}", "password": "not-it"})
+    with pytest.raises(duckdb.Error, match="rejected the login"):
+        con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [wrong]).fetchall()
+    assert con.execute("SELECT 1").fetchone()[0] == 1
+
+
+def free_closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_pgpass(extension_path, pagila_dsn, tmp_path):
