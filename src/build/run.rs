@@ -424,8 +424,24 @@ fn build_steps(
                     // are left alone: a rerun without source change writes nothing, so neither it
                     // nor the next run's checkpoint pays for rewriting them, and the models only
                     // see keys whose rows changed. The step reports the rows read from Postgres.
+                    // A source table whose columns changed since bronze was loaded (one added,
+                    // dropped, retyped) cannot be merged by position: say so, and what to do.
+                    let same_shape = format!(
+                        "SET VARIABLE pagila_same_shape = (SELECT CASE WHEN n IS DISTINCT FROM o THEN error(format(\
+                         'the columns of Postgres table {t} are not those of {shown} any more \
+                         (Postgres: {{}}; bronze: {{}}): run a full build (mode := ''full'') to load its new shape', \
+                         n::VARCHAR, o::VARCHAR)) END \
+                         FROM (SELECT list(column_name || ' ' || data_type ORDER BY column_index) AS n \
+                         FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = 'pagila_read_{t}'), \
+                         (SELECT list(column_name || ' ' || data_type ORDER BY column_index) AS o \
+                         FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = {bronze_lit} \
+                         AND table_name = '{t}' AND column_name NOT IN ('_run_id', '_loaded_at')))",
+                        shown = format!("{}.{t}", p.schemas.bronze).replace('\'', "''"),
+                        bronze_lit = quote_literal(&p.schemas.bronze),
+                    );
                     let sql = format!(
                         "CREATE OR REPLACE TEMP TABLE pagila_read_{t} AS SELECT {cols} FROM {from}; \
+                         {same_shape}; \
                          CREATE OR REPLACE TEMP TABLE pagila_changed_{t} AS FROM {read} EXCEPT ALL \
                          SELECT b.* EXCLUDE (_run_id, _loaded_at) FROM {table} AS b SEMI JOIN {read} AS c ON {on}; \
                          DELETE FROM {table} AS b USING {changed} AS c WHERE {on}; \

@@ -855,6 +855,39 @@ def test_incremental_runs_during_live_writes(private_db, extension_path, tmp_pat
     assert_equals_full_build(extension_path, inc_path, tmp_path, db.dsn)
 
 
+def test_changed_source_columns_ask_for_a_full_build(private_db, extension_path, tmp_path):
+    """A source table that gained, lost or retyped a column since bronze was loaded cannot be merged
+    row by row: the incremental run fails saying which table and what to do, changes nothing, and a
+    full build then takes the new shape."""
+    db = private_db(1)
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
+    full_build(con, db.dsn)
+    marks = bookmarks(con)
+    with psycopg.connect(db.dsn, autocommit=True) as pg:
+        pg.execute("ALTER TABLE customer ADD COLUMN loyalty int DEFAULT 0")
+    db.query("UPDATE customer SET loyalty = 1 WHERE customer_id < 5 RETURNING 1")
+    with pytest.raises(duckdb.Error) as e:
+        build(con, db.dsn, mode="incremental")
+    msg = redact(str(e.value))
+    assert "step bronze.customer failed" in msg and "the columns of Postgres table customer are not those of " \
+        "bronze.customer any more" in msg and "loyalty INTEGER" in msg and "run a full build (mode := 'full')" in msg, msg
+    assert bookmarks(con) == marks
+    assert con.execute("SELECT status FROM gold.pagila_runs WHERE step = 'build' ORDER BY run_id DESC LIMIT 1").fetchone() \
+        == ("FAILED",)
+    full_build(con, db.dsn)
+    assert con.execute("SELECT count(*) FILTER (WHERE loyalty = 1) FROM bronze.customer").fetchone()[0] == 4
+    incremental(con, db.dsn)
+    # a retyped column too (integer -> bigint)
+    with psycopg.connect(db.dsn, autocommit=True) as pg:
+        pg.execute("ALTER TABLE rental ALTER COLUMN staff_id TYPE bigint")
+    with pytest.raises(duckdb.Error, match=r"table rental are not those of bronze\.rental.*staff_id BIGINT"):
+        build(con, db.dsn, mode="incremental")
+    full_build(con, db.dsn)
+    incremental(con, db.dsn)
+    assert_checks_pass(con, db.dsn, "after the full builds")
+    con.close()
+
+
 def test_lookback_reads_late_commits(private_db, extension_path, tmp_path):
     """A transaction that started before a run's snapshot but commits after it stamps its rows
     with its start, older than the bookmark another transaction moved in the meantime: only the
