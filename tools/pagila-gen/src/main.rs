@@ -28,8 +28,9 @@ struct Cli {
 
 #[derive(Args)]
 struct Target {
-    /// libpq connection string ("host=… dbname=…") or postgresql:// URI. Without
-    /// it, PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE are used.
+    /// libpq connection string ("host=… dbname=…") or postgresql:// URI. What it
+    /// leaves out comes from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, as
+    /// with libpq (a password is best given there, not on the command line).
     #[arg(long)]
     dsn: Option<String>,
 }
@@ -134,27 +135,46 @@ enum Command {
     },
 }
 
-/// The connection configuration: --dsn, or the PG* environment variables.
+/// The connection configuration: --dsn, with what it leaves out taken from the PG*
+/// environment variables, as libpq does.
 fn config(target: &Target) -> Result<Config, String> {
-    if let Some(dsn) = &target.dsn {
+    config_from(target.dsn.as_deref(), &|k| {
+        std::env::var(k).ok().filter(|v| !v.is_empty())
+    })
+}
+
+fn config_from(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let mut cfg = match dsn {
         // Never echo the DSN: it may hold a password.
-        return dsn.parse::<Config>().map_err(|e| format!("invalid --dsn: {e}"));
+        Some(dsn) => dsn.parse::<Config>().map_err(|e| format!("invalid --dsn: {e}"))?,
+        None => Config::new(),
+    };
+    if cfg.get_hosts().is_empty() {
+        cfg.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
     }
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut cfg = Config::new();
-    cfg.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
-    if let Some(port) = env("PGPORT") {
-        cfg.port(port.parse().map_err(|_| format!("invalid PGPORT {port:?}"))?);
+    if cfg.get_ports().is_empty() {
+        if let Some(port) = env("PGPORT") {
+            cfg.port(port.parse().map_err(|_| format!("invalid PGPORT {port:?}"))?);
+        }
     }
-    let user = env("PGUSER")
-        .or_else(|| env("USER"))
-        .unwrap_or_else(|| "postgres".into());
-    cfg.dbname(&env("PGDATABASE").unwrap_or_else(|| user.clone()));
-    cfg.user(&user);
-    if let Some(pw) = env("PGPASSWORD") {
-        cfg.password(pw);
+    if cfg.get_user().is_none() {
+        let user = env("PGUSER")
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "postgres".into());
+        cfg.user(&user);
     }
-    cfg.application_name("pagila-gen");
+    if cfg.get_dbname().is_none() {
+        let db = env("PGDATABASE").unwrap_or_else(|| cfg.get_user().unwrap_or("postgres").to_string());
+        cfg.dbname(&db);
+    }
+    if cfg.get_password().is_none() {
+        if let Some(pw) = env("PGPASSWORD") {
+            cfg.password(pw);
+        }
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("pagila-gen");
+    }
     Ok(cfg)
 }
 
@@ -231,5 +251,42 @@ fn main() -> ExitCode {
             eprintln!("pagila-gen: {}", load::full_error(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::config_from;
+
+    #[test]
+    fn the_environment_fills_what_the_dsn_leaves_out() {
+        let env = |k: &str| match k {
+            "PGHOST" => Some("envhost".to_string()),
+            "PGPORT" => Some("6543".to_string()),
+            "PGUSER" => Some("envuser".to_string()),
+            "PGPASSWORD" => Some("envpw".to_string()),
+            _ => None,
+        };
+        let c = config_from(Some("host=127.0.0.1 dbname=shop"), &env).unwrap();
+        assert_eq!(format!("{:?}", c.get_hosts()), "[Tcp(\"127.0.0.1\")]");
+        assert_eq!(
+            (c.get_ports(), c.get_user(), c.get_dbname()),
+            (&[6543][..], Some("envuser"), Some("shop"))
+        );
+        assert_eq!(c.get_password(), Some(&b"envpw"[..]));
+        // the DSN wins over the environment
+        let c = config_from(Some("user=u password=p port=1"), &env).unwrap();
+        assert_eq!(
+            (c.get_ports(), c.get_user(), c.get_password()),
+            (&[1][..], Some("u"), Some(&b"p"[..]))
+        );
+        assert_eq!(format!("{:?}", c.get_hosts()), "[Tcp(\"envhost\")]");
+        assert_eq!(c.get_dbname(), Some("u"));
+        // no DSN: the environment alone
+        let c = config_from(None, &env).unwrap();
+        assert_eq!((c.get_user(), c.get_dbname()), (Some("envuser"), Some("envuser")));
+        assert!(config_from(Some("host='unterminated"), &env)
+            .unwrap_err()
+            .starts_with("invalid --dsn"));
     }
 }
