@@ -221,9 +221,9 @@ fn count_of(rows: &[Vec<Option<String>>]) -> Option<i64> {
 /// result is Err with a message (no secrets) when the build failed and was
 /// rolled back.
 pub fn build(inner: &Inner, p: &BuildParams, tx: &Sender<StepRow>, cancel: &AtomicBool) -> Result<(), String> {
+    // Writes the run's RUNNING row.
     let log = RunLog::open(inner, &p.schemas)?;
     let whole = Instant::now();
-    log.start(RUN_STEP);
     let r = build_steps(inner, p, tx, cancel, &log);
     let secs = whole.elapsed().as_secs_f64();
     match &r {

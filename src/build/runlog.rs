@@ -112,9 +112,6 @@ impl<'a> RunLog<'a> {
 
     /// A step starts: RUNNING. (The run's own row is written by [`RunLog::open`].)
     pub fn start(&self, step: &str) {
-        if step == RUN_STEP {
-            return;
-        }
         self.rows.borrow_mut().push(Row {
             step: step.to_string(),
             status: "RUNNING".into(),
