@@ -80,15 +80,15 @@ pub struct PgConfig {
     pub pool: Option<u64>,
     /// The hosts after the first of a list (`host=a,b port=5432,5433`), tried in
     /// order when none before them can be reached, as libpq does.
-    others: Vec<OtherHost>,
+    others: Vec<HostEntry>,
     /// The password came from the DSN or PGPASSWORD, not from a pgpass file (which
     /// is looked up again for each host of a list).
     password_given: bool,
 }
 
-/// One more host of a host list.
+/// One entry of a host list: a host, its address (hostaddr) and its port.
 #[derive(Clone, Debug)]
-struct OtherHost {
+struct HostEntry {
     host: String,
     hostaddr: Option<String>,
     port: u16,
@@ -187,13 +187,13 @@ impl PgConfig {
         };
         per_host(ports.len(), "port numbers")?;
         per_host(hostaddrs.len(), "host addresses")?;
-        let mut endpoints = hosts.iter().enumerate().map(|(i, h)| OtherHost {
+        let mut endpoints = hosts.iter().enumerate().map(|(i, h)| HostEntry {
             host: h.clone(),
             hostaddr: hostaddrs[i.min(hostaddrs.len() - 1)].clone(),
             port: ports[i.min(ports.len() - 1)],
         });
         let first = endpoints.next().expect("a list has at least one entry");
-        let others: Vec<OtherHost> = endpoints.collect();
+        let others: Vec<HostEntry> = endpoints.collect();
         let (host, hostaddr, port) = (first.host, first.hostaddr, first.port);
         let user = get("user", "PGUSER")
             .or_else(|| env("USER"))
