@@ -506,6 +506,17 @@ fn build_steps(
         }
         .transpose()
         .map_err(|e| format!("starting the source figures' thread: {e}"))?;
+        // A full build's models insert in order again. With several insert threads each thread
+        // leaves a part-filled row group behind, in the middle of the table; the first later
+        // CHECKPOINT that sees a few deletes near one merges its neighbours into it and rewrites
+        // them (DuckDB's vacuum). For stg_customer and stg_address, whose strings are dear to
+        // compress again, that was half of the next incremental run's CHECKPOINT (bench/RESULTS.md).
+        // The full build takes as long either way; an incremental run's small inserts would be
+        // slower in order, and append at the end.
+        if incremental.is_none() {
+            work.query("SET SESSION preserve_insertion_order = true")
+                .map_err(|e| format!("SET preserve_insertion_order: {e}"))?;
+        }
         let model_list = if incremental.is_some() {
             models::INCREMENTAL_MODELS
         } else {
