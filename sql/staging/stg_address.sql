@@ -23,4 +23,8 @@ SELECT
                                                   AS changed_at
 FROM {{bronze}}.address AS a
 LEFT JOIN {{bronze}}.city AS ci ON ci.city_id = a.city_id
-LEFT JOIN {{bronze}}.country AS co ON co.country_id = ci.country_id;
+LEFT JOIN {{bronze}}.country AS co ON co.country_id = ci.country_id
+-- In key order: with the joins DuckDB would otherwise insert with several threads and leave a
+-- part-filled row group mid-table, which the CHECKPOINT after an incremental run's few deletes
+-- merges with its neighbours and compresses again (see build/run.rs).
+ORDER BY a.address_id;
