@@ -13,7 +13,8 @@
 #   8. stop the server and remove its folder (also on failure or Ctrl-C)
 #
 # Environment: DEMO_SQL (default examples/demo.sql), DEMO_SCALE (default 1),
-#              DEMO_CLI (default: the DuckDB 1.5.6 CLI binary of build/venv/cli-1.5.6).
+#              DEMO_CLI (default: the DuckDB 1.5.6 CLI binary of build/venv/cli-1.5.6),
+#              DEMO_DB (default build/demo/pagila_star.duckdb; test_demo.py uses its own).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -35,8 +36,8 @@ if [ "${1:-}" = "--inner" ]; then
         echo "demo: no generated data (PAGILA_GEN_DSN unset)" >&2
         exit 1
     fi
-    DEMO_DB="build/demo/pagila_star.duckdb"
-    mkdir -p build/demo
+    DEMO_DB="${DEMO_DB:-build/demo/pagila_star.duckdb}"
+    mkdir -p "$(dirname "$DEMO_DB")"
     rm -f "$DEMO_DB" "$DEMO_DB.wal"
     cli() { PAGILA_DSN="$PAGILA_GEN_DSN" "$DEMO_CLI" -unsigned -init /dev/null -bail "$DEMO_DB" -f "$1"; }
     step "5/8 run $DEMO_SQL in DuckDB $("$DEMO_CLI" -version | awk '{print $1}') (CLI, -unsigned, file $DEMO_DB)"
