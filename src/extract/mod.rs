@@ -87,6 +87,21 @@ fn bind_common(
             },
         )
     })?;
+    // Said before connecting: Postgres would answer "relation \"\" does not exist", or for an
+    // empty query nothing at all ("the query returns no columns").
+    if arg
+        .trim_matches(|c: char| c.is_whitespace() || (is_query && c == ';'))
+        .is_empty()
+    {
+        return Err(err(
+            function,
+            if is_query {
+                "the query is empty"
+            } else {
+                "the table name is empty"
+            },
+        ));
+    }
     let params = ScanParams::from_input(input).map_err(|e| err(function, e))?;
     let cfg = params::resolve_config(input, state).map_err(|e| err(function, e))?;
     if is_query && params.filter.is_some() {
