@@ -175,14 +175,7 @@ fn marks_of(conn: &crate::ffi::conn::Connection, relation: &str, src: &models::S
 /// table, and the facts exist. None means "build in full".
 fn read_bookmarks(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<Option<Bookmarks>, String> {
     let gold = models::quote_ident(&schemas.gold);
-    let have = conn
-        .query(&format!(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = {} \
-             AND table_name IN ('fact_sales', 'fact_rental')",
-            quote_literal(&schemas.gold)
-        ))
-        .map_err(|e| e.to_string())?;
-    if count_of(&have) != Some(2) {
+    if !has_star(conn, schemas)? {
         return Ok(None);
     }
     let rows = conn
@@ -732,16 +725,21 @@ fn refuse_views_in_the_way(
     }
 }
 
-/// Fails, saying what to do, unless the gold schema holds a star to check.
-pub fn require_star(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<(), String> {
+/// Whether the gold schema of this database holds a star: both fact tables exist.
+fn has_star(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<bool, String> {
     let rows = conn
         .query(&format!(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() \
              AND schema_name = {} AND table_name IN ('fact_sales', 'fact_rental')",
             quote_literal(&schemas.gold)
         ))
-        .map_err(|e| format!("looking for the star: {e}"))?;
-    if count_of(&rows) == Some(2) {
+        .map_err(|e| e.to_string())?;
+    Ok(count_of(&rows) == Some(2))
+}
+
+/// Fails, saying what to do, unless the gold schema holds a star to check.
+pub fn require_star(conn: &crate::ffi::conn::Connection, schemas: &Schemas) -> Result<(), String> {
+    if has_star(conn, schemas).map_err(|e| format!("looking for the star: {e}"))? {
         return Ok(());
     }
     Err(format!(

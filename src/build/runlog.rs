@@ -38,6 +38,20 @@ struct Row {
 }
 
 impl Row {
+    /// A step that has just started; `written` when its RUNNING row is already in the table.
+    fn running(step: &str, started_us: i64, written: bool) -> Row {
+        Row {
+            step: step.to_string(),
+            status: "RUNNING".into(),
+            rows: None,
+            seconds: None,
+            started_us,
+            finished_us: None,
+            message: None,
+            written,
+        }
+    }
+
     /// Not in the table yet, or finished since it was written RUNNING.
     fn dirty(&self) -> bool {
         !self.written || self.status != "RUNNING"
@@ -96,32 +110,14 @@ impl<'a> RunLog<'a> {
             table,
             gold,
             run_id,
-            rows: RefCell::new(vec![Row {
-                step: RUN_STEP.to_string(),
-                status: "RUNNING".into(),
-                rows: None,
-                seconds: None,
-                started_us,
-                finished_us: None,
-                message: None,
-                written: true,
-            }]),
+            rows: RefCell::new(vec![Row::running(RUN_STEP, started_us, true)]),
             last_flush: RefCell::new(Instant::now()),
         })
     }
 
     /// A step starts: RUNNING. (The run's own row is written by [`RunLog::open`].)
     pub fn start(&self, step: &str) {
-        self.rows.borrow_mut().push(Row {
-            step: step.to_string(),
-            status: "RUNNING".into(),
-            rows: None,
-            seconds: None,
-            started_us: now_us(),
-            finished_us: None,
-            message: None,
-            written: false,
-        });
+        self.rows.borrow_mut().push(Row::running(step, now_us(), false));
         self.flush_if(false);
     }
 
