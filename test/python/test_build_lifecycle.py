@@ -561,21 +561,35 @@ def test_short_process_leaves_a_readable_file(tmp_path, extension_path, gen_dsn,
 
 
 def test_interrupt_stops_the_build(star, gen_dsn, backends):
-    con, _, seconds = star
+    con, _, _ = star
     before = fingerprint(con)
     first_run = last_run_id(con)
-    # Interrupt 0.5 s in, or earlier if a whole build takes less than 1.5 s here.
-    delay = min(0.5, seconds / 3)
-    if delay < 0.5:
-        print(f"a build takes {seconds:.2f}s: interrupting after {delay:.2f}s instead of 0.5s")
-    timer = threading.Timer(delay, con.interrupt)
+    # Interrupt mid-build: once the build has committed its first __pagila_next_ table (an
+    # extract), long before its last step, the swap. A fixed delay was flaky: on a loaded
+    # machine the interrupt could land in the commit step, which then rightly wins.
+    watcher = con.cursor()
+    seen = threading.Event()
+    fired = []
+
+    def interrupt_mid_build():
+        wait_until(lambda: seen.is_set() or unfinished_tables(watcher), 30, every=0.005)
+        if not seen.is_set():
+            fired.append(time.monotonic())
+            con.interrupt()
+
+    timer = threading.Thread(target=interrupt_mid_build)
     start = time.monotonic()
     timer.start()
     try:
         with pytest.raises(duckdb.InterruptException):
             build(con, gen_dsn)
     finally:
-        timer.cancel()
+        seen.set()
+        timer.join(35)
+        watcher.close()
+    assert fired, "the build never wrote a __pagila_next_ table"
+    delay = fired[0] - start
+    print(f"interrupted {delay:.2f}s into the build")
     elapsed = time.monotonic() - start
     assert elapsed - delay < 3, f"the CALL took {elapsed - delay:.2f}s to stop after the interrupt"
 
