@@ -2,7 +2,8 @@
 -- rules: the version lookup and the -1 fallbacks are the same).
 -- Rebuilds the rows of these payments and only these:
 --   payments inserted, updated or deleted (temp pagila_chg_payment, deletes are only removed),
---   payments of a rental whose staged row changed (temp pagila_chg_rental: film and store),
+--   payments of a rental that is new, gone, or has another film or store (temp pagila_chg_rental,
+--   film_store_changed; a return changes neither),
 --   payments of a customer, staff member or store whose SCD2 versions changed in this run
 --   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
 --   they now point at another version, and payments still pointing at -1 for an entity that
@@ -21,7 +22,7 @@ CREATE OR REPLACE TEMP TABLE pagila_inc_aff_payment AS
 SELECT payment_id FROM temp.pagila_chg_payment
 UNION
 SELECT p.payment_id FROM {{silver}}.stg_payment AS p
-WHERE p.rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental)
+WHERE p.rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental WHERE film_store_changed)
 UNION
 SELECT p.payment_id FROM {{silver}}.stg_payment AS p
 JOIN temp.pagila_scd_customer AS a

@@ -3,7 +3,9 @@
 -- rentals of copies whose staged row changed (temp pagila_chg_inventory: film_id and store_id come
 -- from the copy). Only rows that differ from the staged ones are replaced, so a rental read again
 -- by the lookback window but unchanged stays as it is.
--- Leaves temp pagila_chg_rental(rental_id): rentals inserted, updated or deleted.
+-- Leaves temp pagila_chg_rental(rental_id, film_store_changed): rentals inserted, updated or
+-- deleted; film_store_changed when the rental is new, gone, or has another film or store (a
+-- return changes neither).
 CREATE OR REPLACE TEMP TABLE pagila_inc_keys_rental AS
 SELECT rental_id FROM temp.pagila_delta_rental
 UNION
@@ -40,9 +42,15 @@ WITH old AS (
     SELECT * FROM {{silver}}.stg_rental
     WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental)
 )
-SELECT rental_id FROM (FROM temp.pagila_inc_stg_rental EXCEPT ALL FROM old)
-UNION
-SELECT rental_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_rental);
+SELECT
+    coalesce(n.rental_id, o.rental_id) AS rental_id,
+    -- what fact_sales takes from a rental: that it exists, its film and its store
+    n.rental_id IS NULL OR o.rental_id IS NULL
+        OR n.film_id IS DISTINCT FROM o.film_id OR n.store_id IS DISTINCT FROM o.store_id
+                                       AS film_store_changed
+FROM temp.pagila_inc_stg_rental AS n
+FULL OUTER JOIN old AS o ON o.rental_id = n.rental_id
+WHERE n IS DISTINCT FROM o;  -- the whole rows (a missing side is all NULLs)
 
 DELETE FROM {{silver}}.stg_rental
 WHERE rental_id IN (SELECT rental_id FROM temp.pagila_chg_rental);
