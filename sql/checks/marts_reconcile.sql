@@ -12,8 +12,8 @@
 WITH facts_r AS (
     SELECT
         count(*)::BIGINT                                   AS rentals,
-        count(*) FILTER (WHERE is_returned)::BIGINT        AS returns,
-        count(*) FILTER (WHERE days_late > 0)::BIGINT      AS late_returns,
+        count_if(is_returned)::BIGINT                      AS returns,
+        count_if(days_late > 0)::BIGINT                    AS late_returns,
         coalesce(sum(payment_total), 0)::DECIMAL(38,2)     AS payment_total,
         coalesce(sum(rental_hours), 0)::DECIMAL(38,6)      AS rental_hours_total
     FROM {{gold}}.fact_rental

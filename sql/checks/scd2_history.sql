@@ -34,7 +34,7 @@ per_id AS (
         dim,
         id,
         count(*) AS versions,
-        count(*) FILTER (WHERE is_current) AS current_versions,
+        count_if(is_current) AS current_versions,
         count(*) FILTER (WHERE valid_from >= valid_to
             OR is_current IS DISTINCT FROM (valid_to IS NULL)
             OR (is_current AND is_deleted)
