@@ -15,9 +15,9 @@ WITH per_store AS (
     SELECT
         fr.store_key,
         count(*)::BIGINT                                              AS rentals,
-        count(*) FILTER (WHERE fr.is_returned)::BIGINT                AS returns,
-        count(*) FILTER (WHERE NOT fr.is_returned)::BIGINT            AS open_rentals,
-        count(*) FILTER (WHERE fr.days_late > 0)::BIGINT              AS late_returns,
+        count_if(fr.is_returned)::BIGINT                              AS returns,
+        count_if(NOT fr.is_returned)::BIGINT                          AS open_rentals,
+        count_if(fr.days_late > 0)::BIGINT                            AS late_returns,
         sum(fr.payment_total)::DECIMAL(18,2)                          AS payment_total,
         coalesce(sum(fr.rental_hours), 0)::DECIMAL(38,6)              AS rental_hours_total
     FROM {{gold}}.fact_rental AS fr
