@@ -10,7 +10,8 @@
 --   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
 --   they now point at another version, and rentals still pointing at -1 for an entity that got
 --   its first version.
--- Leaves temp pagila_inc_old_fact_rental: the replaced and removed rows as they were (for the marts).
+-- Leaves, for the marts: temp pagila_inc_old_fact_rental, the replaced and removed rows as they
+-- were, and temp pagila_inc_new_fact_rental, the rows written (the columns mart_store_rentals sums).
 -- Earliest switch of a version that existing facts may have to follow (NULL: none). A variable,
 -- so the scans below skip every row group dated before it.
 SET VARIABLE pagila_since_customer = (SELECT min(switch_at) FROM temp.pagila_scd_customer
@@ -53,13 +54,13 @@ WHERE r.customer_id IN (SELECT customer_id FROM temp.pagila_scd_customer WHERE a
    OR r.store_id IN (SELECT store_id FROM temp.pagila_scd_store WHERE action = 'open_first');
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_old_fact_rental AS
-SELECT * FROM {{gold}}.fact_rental
+SELECT store_key, is_returned, days_late, payment_total, rental_hours FROM {{gold}}.fact_rental
 WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental);
 
 DELETE FROM {{gold}}.fact_rental
 WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental);
 
-INSERT INTO {{gold}}.fact_rental
+CREATE OR REPLACE TEMP TABLE pagila_inc_new_fact_rental AS
 WITH r AS (
     SELECT * FROM {{silver}}.stg_rental
     WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental)
@@ -123,3 +124,5 @@ LEFT JOIN dst
       AND dst.valid_from <= r.rental_date
       AND r.rental_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
 ORDER BY r.rental_id;
+
+INSERT INTO {{gold}}.fact_rental SELECT * FROM temp.pagila_inc_new_fact_rental;

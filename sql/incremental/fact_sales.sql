@@ -8,7 +8,8 @@
 --   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
 --   they now point at another version, and payments still pointing at -1 for an entity that
 --   got its first version.
--- Leaves temp pagila_inc_old_fact_sales: the replaced and removed rows as they were (for the marts).
+-- Leaves, for the marts: temp pagila_inc_old_fact_sales, the replaced and removed rows as they
+-- were, and temp pagila_inc_new_fact_sales, the rows written (the columns mart_revenue_monthly sums).
 -- Earliest switch of a version that existing facts may have to follow (NULL: none). A variable,
 -- so the scans below skip every row group dated before it.
 SET VARIABLE pagila_since_customer = (SELECT min(switch_at) FROM temp.pagila_scd_customer
@@ -57,13 +58,13 @@ WHERE p.customer_id IN (SELECT customer_id FROM temp.pagila_scd_customer WHERE a
    OR r.store_id IN (SELECT store_id FROM temp.pagila_scd_store WHERE action = 'open_first');
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_old_fact_sales AS
-SELECT * FROM {{gold}}.fact_sales
+SELECT date_key, store_key, film_key, amount FROM {{gold}}.fact_sales
 WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment);
 
 DELETE FROM {{gold}}.fact_sales
 WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment);
 
-INSERT INTO {{gold}}.fact_sales
+CREATE OR REPLACE TEMP TABLE pagila_inc_new_fact_sales AS
 WITH p AS (
     SELECT * FROM {{silver}}.stg_payment
     WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment)
@@ -113,3 +114,5 @@ LEFT JOIN dst
       AND dst.valid_from <= p.payment_date
       AND p.payment_date < coalesce(dst.valid_to, TIMESTAMP 'infinity')
 ORDER BY p.payment_id;
+
+INSERT INTO {{gold}}.fact_sales SELECT * FROM temp.pagila_inc_new_fact_sales;

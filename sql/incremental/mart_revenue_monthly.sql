@@ -5,7 +5,7 @@
 --   taken away: the fact_sales rows this run replaced or removed (temp pagila_inc_old_fact_sales)
 --   and the untouched payments of films whose categories changed (temp pagila_inc_films_category),
 --   both through the bridge as it was (temp pagila_inc_old_bridge_film_category for those films),
---   added: the fact_sales rows this run wrote (temp pagila_inc_aff_payment) and those same
+--   added: the fact_sales rows this run wrote (temp pagila_inc_new_fact_sales) and those same
 --   untouched payments, through the bridge as it is now.
 -- A group whose last payment went away loses its row. Category names (overwritten in
 -- dim_category) are refreshed on every row.
@@ -33,9 +33,7 @@ removed AS (
     SELECT date_key, store_key, film_key, amount FROM untouched
 ),
 added AS (
-    SELECT fs.date_key, fs.store_key, fs.film_key, fs.amount
-    FROM {{gold}}.fact_sales AS fs
-    WHERE fs.payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment)
+    SELECT date_key, store_key, film_key, amount FROM temp.pagila_inc_new_fact_sales
     UNION ALL
     SELECT date_key, store_key, film_key, amount FROM untouched
 ),

@@ -1,10 +1,10 @@
 -- mart_store_rentals: incremental maintenance of gold mart_store_rentals (see
 -- marts/mart_store_rentals for the columns). Every measure is additive, so the rows are updated
--- by the difference between the fact_rental rows this run wrote (fact_rental rows of temp
--- pagila_inc_aff_rental) and the rows they replaced or removed (temp pagila_inc_old_fact_rental),
--- without reading the rest of the fact. A store version whose last rental went away loses its
--- row. avg_rental_hours is recomputed from rental_hours_total / returns, and the dim_store
--- attributes are refreshed on every row (a store's overwritten attributes change all versions).
+-- by the difference between the fact_rental rows this run wrote (temp pagila_inc_new_fact_rental)
+-- and the rows they replaced or removed (temp pagila_inc_old_fact_rental), without reading the
+-- fact. A store version whose last rental went away loses its row. avg_rental_hours is
+-- recomputed from rental_hours_total / returns, and the dim_store attributes are refreshed on
+-- every row (a store's overwritten attributes change all versions).
 CREATE OR REPLACE TEMP TABLE pagila_inc_delta_store_rentals AS
 SELECT
     store_key,
@@ -16,8 +16,7 @@ SELECT
     coalesce(sum(sign * rental_hours), 0)::DECIMAL(38,6)               AS rental_hours_total
 FROM (
     SELECT 1 AS sign, store_key, is_returned, days_late, payment_total, rental_hours
-    FROM {{gold}}.fact_rental
-    WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental)
+    FROM temp.pagila_inc_new_fact_rental
     UNION ALL
     SELECT -1, store_key, is_returned, days_late, payment_total, rental_hours
     FROM temp.pagila_inc_old_fact_rental

@@ -29,6 +29,8 @@ DROP TABLE IF EXISTS temp.pagila_inc_keys_film_actor;
 DROP TABLE IF EXISTS temp.pagila_inc_keys_film_category;
 DROP TABLE IF EXISTS temp.pagila_inc_keys_rental;
 DROP TABLE IF EXISTS temp.pagila_inc_keys_store;
+DROP TABLE IF EXISTS temp.pagila_inc_new_fact_rental;
+DROP TABLE IF EXISTS temp.pagila_inc_new_fact_sales;
 DROP TABLE IF EXISTS temp.pagila_inc_old_bridge_film_category;
 DROP TABLE IF EXISTS temp.pagila_inc_old_fact_rental;
 DROP TABLE IF EXISTS temp.pagila_inc_old_fact_sales;
