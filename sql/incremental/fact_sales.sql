@@ -3,7 +3,7 @@
 -- Rebuilds the rows of these payments and only these:
 --   payments inserted, updated or deleted (temp pagila_chg_payment, deletes are only removed),
 --   payments of a rental that is new, gone, or has another film or store (temp pagila_chg_rental,
---   film_store_changed; a return changes neither),
+--   film_store_changed: a return changes neither),
 --   payments of a customer, staff member or store whose SCD2 versions changed in this run
 --   (temp pagila_scd_customer, pagila_scd_staff, pagila_scd_store), dated at or after the switch:
 --   they now point at another version, and payments still pointing at -1 for an entity that
