@@ -9,8 +9,7 @@ SELECT
     trim(a.last_name)                                     AS last_name,
     concat_ws(' ', trim(a.first_name), trim(a.last_name)) AS full_name,
     make_timestamp(epoch_us(a.last_update))               AS last_update
-FROM {{bronze}}.actor AS a
-WHERE a.actor_id IN (SELECT actor_id FROM temp.pagila_delta_actor);
+FROM temp.pagila_delta_actor AS a;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_actor AS
 WITH old AS (

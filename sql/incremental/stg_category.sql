@@ -7,8 +7,7 @@ SELECT
     c.category_id::INTEGER                   AS category_id,
     trim(c.name)                             AS category,
     make_timestamp(epoch_us(c.last_update))  AS last_update
-FROM {{bronze}}.category AS c
-WHERE c.category_id IN (SELECT category_id FROM temp.pagila_delta_category);
+FROM temp.pagila_delta_category AS c;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_category AS
 WITH old AS (

@@ -18,8 +18,7 @@ SELECT
     c.activebool                                          AS source_activebool,
     c.create_date::DATE                                   AS create_date,
     make_timestamp(epoch_us(c.last_update))               AS last_update
-FROM {{bronze}}.customer AS c
-WHERE c.customer_id IN (SELECT customer_id FROM temp.pagila_delta_customer);
+FROM temp.pagila_delta_customer AS c;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_customer AS
 WITH old AS (

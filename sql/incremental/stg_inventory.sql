@@ -9,8 +9,7 @@ SELECT
     i.film_id::INTEGER                       AS film_id,
     i.store_id::INTEGER                      AS store_id,
     make_timestamp(epoch_us(i.last_update))  AS last_update
-FROM {{bronze}}.inventory AS i
-WHERE i.inventory_id IN (SELECT inventory_id FROM temp.pagila_delta_inventory);
+FROM temp.pagila_delta_inventory AS i;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_inventory AS
 WITH old AS (

@@ -13,8 +13,7 @@ SELECT
     p.rental_id::INTEGER                      AS rental_id,
     p.amount::DECIMAL(5,2)                    AS amount,
     make_timestamp(epoch_us(p.payment_date))  AS payment_date
-FROM {{bronze}}.payment AS p
-WHERE p.payment_id IN (SELECT payment_id FROM temp.pagila_delta_payment);
+FROM temp.pagila_delta_payment AS p;
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_old_payment AS
 SELECT * FROM {{silver}}.stg_payment

@@ -4,7 +4,7 @@
 -- from the copy). Only rows that differ from the staged ones are replaced, so a rental read again
 -- by the lookback window but unchanged stays as it is.
 -- Leaves temp pagila_chg_rental(rental_id, film_store_changed): rentals inserted, updated or
--- deleted; film_store_changed when the rental is new, gone, or has another film or store (a
+-- deleted, with film_store_changed when the rental is new, gone, or has another film or store (a
 -- return changes neither).
 CREATE OR REPLACE TEMP TABLE pagila_inc_keys_rental AS
 SELECT rental_id FROM temp.pagila_delta_rental
@@ -15,9 +15,17 @@ SELECT r.rental_id FROM {{bronze}}.rental AS r
 WHERE r.inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_stg_rental AS
-WITH r AS (
-    SELECT * FROM {{bronze}}.rental
-    WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_keys_rental)
+WITH r AS MATERIALIZED (
+    -- the rentals read in this run, as bronze now holds them (looking them up in the 10M-row
+    -- bronze table would read every column of it)
+    SELECT rental_id, rental_date, return_date, inventory_id, customer_id, staff_id, last_update
+    FROM temp.pagila_delta_rental
+    UNION ALL
+    -- the rentals of copies whose staged row changed that were not read
+    SELECT rental_id, rental_date, return_date, inventory_id, customer_id, staff_id, last_update
+    FROM {{bronze}}.rental
+    WHERE inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory)
+      AND rental_id NOT IN (SELECT rental_id FROM temp.pagila_delta_rental)
 ),
 i AS (
     -- only the copies of these rentals (joining the whole inventory would cost a full scan)

@@ -16,8 +16,7 @@ SELECT
     s.active                                              AS active,
     s.picture IS NOT NULL                                 AS has_picture,
     make_timestamp(epoch_us(s.last_update))               AS last_update
-FROM {{bronze}}.staff AS s
-WHERE s.staff_id IN (SELECT staff_id FROM temp.pagila_delta_staff);
+FROM temp.pagila_delta_staff AS s;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_staff AS
 WITH old AS (

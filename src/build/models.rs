@@ -254,9 +254,11 @@ pub const MODELS: &[Model] = &[
 ///
 /// Before them the orchestrator has, in the same transaction, upserted the changed rows into
 /// bronze (one row per key), deleted the rows Postgres no longer has (with `detect_deletes`),
-/// and created for every [`SOURCES`] table `T` the temp tables `temp.pagila_delta_T` (keys
-/// upserted in this run) and `temp.pagila_deleted_T` (keys deleted in this run, empty without
-/// `detect_deletes`), both with the bronze key columns. The models upsert only what those keys
+/// and created for every [`SOURCES`] table `T` the temp tables `temp.pagila_delta_T` (the rows
+/// upserted in this run, as bronze now holds them, without `_run_id` and `_loaded_at`: models
+/// read the changed rows from it rather than look them up in bronze) and
+/// `temp.pagila_deleted_T` (keys deleted in this run, with the bronze key columns; empty without
+/// `detect_deletes`). The models upsert only what those keys
 /// reach: staged rows that changed, the SCD2 versions they open or close, the facts that
 /// reference them, the mart groups those facts fall in. The result equals a full build from the
 /// same source except for what a full build cannot know (closed SCD2 versions, members marked

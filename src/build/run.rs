@@ -412,7 +412,8 @@ fn build_steps(
                         None => String::new(),
                     };
                     let read = format!("temp.main.pagila_read_{t}");
-                    let changed = format!("temp.main.pagila_changed_{t}");
+                    // The rows upserted into bronze, source columns only: the models' delta.
+                    let changed = format!("temp.main.pagila_delta_{t}");
                     // Rows read again (the lookback window) that bronze already holds as they are
                     // are left alone: a rerun without source change writes nothing, so neither it
                     // nor the next run's checkpoint pays for rewriting them, and the models only
@@ -435,11 +436,10 @@ fn build_steps(
                     let sql = format!(
                         "CREATE OR REPLACE TEMP TABLE pagila_read_{t} AS SELECT {cols} FROM {from}; \
                          {same_shape}; \
-                         CREATE OR REPLACE TEMP TABLE pagila_changed_{t} AS FROM {read} EXCEPT ALL \
+                         CREATE OR REPLACE TEMP TABLE pagila_delta_{t} AS FROM {read} EXCEPT ALL \
                          SELECT b.* EXCLUDE (_run_id, _loaded_at) FROM {table} AS b SEMI JOIN {read} AS c ON {on}; \
                          DELETE FROM {table} AS b USING {changed} AS c WHERE {on}; \
                          INSERT INTO {table} SELECT *, {run_id}::BIGINT, now() FROM {changed}; \
-                         CREATE OR REPLACE TEMP TABLE pagila_delta_{t} AS SELECT DISTINCT {keys} FROM {changed}; \
                          SET VARIABLE pagila_read_rows = (SELECT count(*) FROM {read}); DROP TABLE {read}; \
                          SELECT getvariable('pagila_read_rows')",
                         cols = columns(t),
