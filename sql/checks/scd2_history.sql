@@ -9,18 +9,31 @@
 --                          last, is_current <> (valid_to IS NULL), a current version marked deleted
 -- The unknown member (-1, natural key NULL) is left out. Version keys are covered by
 -- unknown_members (unique) and by the key maps' own constraints (never reused).
+-- Which entities: those the placeholders scd2_scope_customer, scd2_scope_store and
+-- scd2_scope_staff admit (SQL conditions on the natural key). A full build and pagila_check() pass true: every entity.
+-- An incremental build passes its SCD2 scope (temp pagila_scd_scope_*), the only entities whose
+-- versions it can open, close or overwrite. The count of current versions against staging is
+-- always over the whole dimension.
 -- Cheap on large dimensions: one aggregation per entity, the window only over entities that have
--- more than one version, staging only counted.
+-- more than one version, staging and current versions only counted.
 -- Returns: check VARCHAR, expected VARCHAR, actual VARCHAR, ok BOOLEAN.
 WITH versions AS (
     SELECT 'dim_customer' AS dim, customer_id AS id, valid_from, valid_to, is_current, is_deleted
-    FROM {{gold}}.dim_customer WHERE customer_key <> -1
+    FROM {{gold}}.dim_customer WHERE customer_key <> -1 AND {{scd2_scope_customer}}
     UNION ALL
     SELECT 'dim_store', store_id, valid_from, valid_to, is_current, is_deleted
-    FROM {{gold}}.dim_store WHERE store_key <> -1
+    FROM {{gold}}.dim_store WHERE store_key <> -1 AND {{scd2_scope_store}}
     UNION ALL
     SELECT 'dim_staff', staff_id, valid_from, valid_to, is_current, is_deleted
-    FROM {{gold}}.dim_staff WHERE staff_key <> -1
+    FROM {{gold}}.dim_staff WHERE staff_key <> -1 AND {{scd2_scope_staff}}
+),
+current_versions AS (
+    SELECT 'dim_customer' AS dim, count_if(is_current) AS n FROM {{gold}}.dim_customer
+    WHERE customer_key <> -1
+    UNION ALL
+    SELECT 'dim_store', count_if(is_current) FROM {{gold}}.dim_store WHERE store_key <> -1
+    UNION ALL
+    SELECT 'dim_staff', count_if(is_current) FROM {{gold}}.dim_staff WHERE staff_key <> -1
 ),
 staged AS (
     SELECT 'dim_customer' AS dim, count(*) AS n FROM {{silver}}.stg_customer
@@ -46,13 +59,12 @@ per_id AS (
 ),
 bad_current AS (
     SELECT s.dim,
-           coalesce(p.bad, 0) + abs(s.n - coalesce(p.current_versions, 0)) AS n
+           coalesce(p.bad, 0) + abs(s.n - c.n) AS n
     FROM staged AS s
+    JOIN current_versions AS c ON c.dim = s.dim
     LEFT JOIN (
         SELECT dim,
-               count(*) FILTER (WHERE current_versions
-                                      <> CASE WHEN latest_deleted THEN 0 ELSE 1 END) AS bad,
-               sum(current_versions) AS current_versions
+               count_if(current_versions <> CASE WHEN latest_deleted THEN 0 ELSE 1 END) AS bad
         FROM per_id
         GROUP BY dim
     ) AS p ON p.dim = s.dim

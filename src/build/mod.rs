@@ -311,7 +311,7 @@ impl TableFunction for CheckFunction {
             run::require_star(&work, &bind.schemas).map_err(|e| format!("{f}: {e}"))?;
             let mut pg = crate::pg::Connection::connect(&bind.cfg).map_err(|e| format!("{f}: {e}"))?;
             let figures = run::source_figures(&mut pg).map_err(|e| format!("{f}: {e}"))?;
-            let rows = run::run_checks(&work, &bind.schemas, 0, &figures, models::CHECKS, &[])
+            let rows = run::run_checks(&work, &bind.schemas, 0, &figures, models::CHECKS, &[], false)
                 .map_err(|e| format!("{f}: {e}"))?;
             *slot = Some(rows.into_iter());
         }

@@ -18,7 +18,9 @@
 //!   quoted identifiers, see [`quote_ident`] and [`Schemas::vars`]) and `run_id` (an integer);
 //! - checks only: `src_payment_count`, `src_payment_sum`, `src_rental_count` (figures read
 //!   from Postgres in the same snapshot, as plain decimal text: `16049`, `67416.51`; the sum
-//!   of an empty table is `0`). The check SQL puts them inside string literals itself.
+//!   of an empty table is `0`). The check SQL puts them inside string literals itself;
+//!   `scd2_scope_customer`, `scd2_scope_store`, `scd2_scope_staff` (which entities
+//!   `scd2_history` looks at, see [`scd2_scope_vars`]).
 
 /// The Pagila tables copied into the bronze schema, one `CREATE OR REPLACE TABLE` each.
 pub const SOURCE_TABLES: &[&str] = &[
@@ -325,7 +327,8 @@ pub const CHECKS: &[Check] = &[
 /// facts (hash joins and a distinct count over whole facts), which an incremental build touching
 /// 0.1% of them cannot afford. Left out: the uniqueness of rental_id (kept by construction:
 /// incremental facts replace rows by key), fact_keys_resolve and no_fanout (the incremental
-/// models rebuild fact rows with the full build's joins). `pagila_check()` still runs [`CHECKS`].
+/// models rebuild fact rows with the full build's joins). `scd2_history` looks at the run's SCD2
+/// scope only ([`scd2_scope_vars`]). `pagila_check()` still runs [`CHECKS`] over everything.
 pub const INCREMENTAL_CHECKS: &[Check] = &[
     check!("fact_sales_reconciles"),
     check!("fact_rental_row_count"),
@@ -338,7 +341,37 @@ pub const INCREMENTAL_CHECKS: &[Check] = &[
 pub const MODEL_VARS: &[&str] = &["bronze", "silver", "gold", "compat", "run_id"];
 
 /// Extra placeholders only the checks use.
-pub const CHECK_VARS: &[&str] = &["src_payment_count", "src_payment_sum", "src_rental_count"];
+pub const CHECK_VARS: &[&str] = &[
+    "src_payment_count",
+    "src_payment_sum",
+    "src_rental_count",
+    "scd2_scope_customer",
+    "scd2_scope_store",
+    "scd2_scope_staff",
+];
+
+/// The SCD2 scope placeholders of the checks: `true` (every entity) for a full build and
+/// `pagila_check()`; for an incremental build, the entities its SCD2 merges could change (temp
+/// `pagila_scd_scope_*`, which must still exist when the checks run: the orchestrator runs the
+/// `cleanup` model after them).
+pub fn scd2_scope_vars(incremental: bool) -> Vec<(&'static str, String)> {
+    [
+        ("scd2_scope_customer", "customer_id"),
+        ("scd2_scope_store", "store_id"),
+        ("scd2_scope_staff", "staff_id"),
+    ]
+    .into_iter()
+    .map(|(name, key)| {
+        let cond = if incremental {
+            let entity = name.trim_start_matches("scd2_scope_");
+            format!("{key} IN (SELECT {key} FROM temp.pagila_scd_scope_{entity})")
+        } else {
+            "true".to_string()
+        };
+        (name, cond)
+    })
+    .collect()
+}
 
 /// Target schema names, unquoted (as the user configured them).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -551,6 +584,7 @@ mod tests {
         v.push(("src_payment_count", "16049".into()));
         v.push(("src_payment_sum", "67416.51".into()));
         v.push(("src_rental_count", "16044".into()));
+        v.extend(scd2_scope_vars(false));
         v
     }
 

@@ -113,8 +113,10 @@ pub fn run_checks(
     figures: &SourceFigures,
     list: &[models::Check],
     staged: &[models::Staged],
+    incremental: bool,
 ) -> Result<Vec<CheckRow>, String> {
     let mut vars = schemas.vars(run_id);
+    vars.extend(models::scd2_scope_vars(incremental));
     vars.push(("src_payment_count", figures.payment_count.clone()));
     vars.push(("src_payment_sum", figures.payment_sum.clone()));
     vars.push(("src_rental_count", figures.rental_count.clone()));
@@ -343,6 +345,10 @@ fn build_steps(
         refuse_views_in_the_way(&work, &staged, &p.schemas)?;
     }
     let mut in_tx = false;
+    // The last model, cleanup, drops the models' temp tables: it runs at the end of the checks
+    // step, as the checks read the SCD2 scope of an incremental build (models::scd2_scope_vars),
+    // or after a failure.
+    let mut cleanup: Option<String> = None;
     let result = (|| -> Result<Vec<CheckRow>, String> {
         if incremental.is_some() {
             work.query("BEGIN TRANSACTION").map_err(|e| format!("BEGIN: {e}"))?;
@@ -519,6 +525,10 @@ fn build_steps(
         // The compat views of a full build are created with the swap: they name the gold
         // tables, which only then have their final names.
         let mut swap_models = Vec::new();
+        if let Some(m) = model_list.iter().find(|m| m.name == "cleanup") {
+            let sql = models::render(&models::to_next(m.sql, &staged), &vars)?;
+            cleanup = Some(sql);
+        }
         for m in model_list {
             let schema = match m.layer {
                 models::Layer::Silver => &p.schemas.silver,
@@ -528,6 +538,9 @@ fn build_steps(
             let name = format!("{schema}.{}", m.name);
             if incremental.is_none() && m.layer == models::Layer::Compat {
                 swap_models.push(models::render(m.sql, &vars)?);
+                continue;
+            }
+            if m.name == "cleanup" {
                 continue;
             }
             let sql = models::render(&models::to_next(m.sql, &staged), &vars)?;
@@ -580,7 +593,19 @@ fn build_steps(
             } else {
                 models::CHECKS
             };
-            checks = run_checks(&work, &p.schemas, run_id, &against, list, &staged)?;
+            checks = run_checks(
+                &work,
+                &p.schemas,
+                run_id,
+                &against,
+                list,
+                &staged,
+                incremental.is_some(),
+            )?;
+            if let Some(sql) = &cleanup {
+                work.query(sql)
+                    .map_err(|e| format!("dropping the models' temp tables: {e}"))?;
+            }
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| !c.ok)
@@ -645,6 +670,9 @@ fn build_steps(
         Err(e) => {
             if in_tx {
                 let _ = work.query("ROLLBACK");
+            }
+            if let Some(sql) = &cleanup {
+                let _ = work.query(sql);
             }
             // Nothing half-written stays behind: the previous star is untouched.
             let _ = drop_next_tables(&work, &p.schemas);

@@ -962,6 +962,45 @@ def test_payment_with_an_earlier_date_is_read(private_db, extension_path, tmp_pa
     con.close()
 
 
+def test_scd2_check_covers_the_runs_scope(private_db, extension_path, tmp_path):
+    """The scd2_history check of an incremental run looks at the entities the run could change
+    (its SCD2 scope); pagila_check() and a full build look at every entity. A broken history is
+    caught by the first incremental run that touches the customer, by pagila_check() at once, and
+    by a full build; a failed run leaves the star as it was."""
+    db = private_db(1)
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
+    full_build(con, db.dsn)
+    touched, untouched = (r[0] for r in db.query(
+        "SELECT customer_id FROM customer WHERE active = 1 ORDER BY customer_id LIMIT 2"))
+
+    def break_history(customer_id: int) -> None:
+        # a first version that no longer starts at the beginning of time
+        n = con.execute("UPDATE gold.dim_customer SET valid_from = TIMESTAMP '1950-01-01' "
+                        "WHERE customer_id = ? AND valid_from = TIMESTAMP '1900-01-01'", [customer_id]).fetchone()[0]
+        assert n == 1
+
+    def failing(rows) -> dict[str, str]:
+        return {c: actual for c, _, actual, ok in rows if not ok}
+
+    break_history(untouched)
+    assert failing(con.execute("SELECT * FROM pagila_check(dsn := ?)", [db.dsn]).fetchall()) == {
+        "scd2_intervals:dim_customer": "1"}
+    # a run that does not touch that customer does not look at it
+    steps = incremental(con, db.dsn)
+    assert steps["checks"][1] == "FINISHED"
+
+    break_history(touched)
+    db.query("UPDATE customer SET active = 0 WHERE customer_id = %s RETURNING 1", [touched])
+    before = snapshot(con)
+    with pytest.raises(duckdb.Error, match=r"scd2_intervals:dim_customer \(expected 0, got 1\)"):
+        build(con, db.dsn, mode="incremental")
+    assert_unchanged(con, before, "the incremental run whose check failed")
+    with pytest.raises(duckdb.Error, match=r"scd2_intervals:dim_customer \(expected 0, got 2\)"):
+        build(con, db.dsn)
+    assert_unchanged(con, before, "the full build whose check failed")
+    con.close()
+
+
 def test_star_with_the_older_bookmarks_layout_keeps_building(extension_path, pagila_gen_dsn, tmp_path):
     """A star whose gold.pagila_bookmarks has the issue's six columns (source_table,
     bookmark_column, high_water, high_water_us, run_id, updated_at: what pagila_star wrote before
