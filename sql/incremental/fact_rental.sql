@@ -61,9 +61,15 @@ DELETE FROM {{gold}}.fact_rental
 WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental);
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_new_fact_rental AS
-WITH r AS (
-    SELECT * FROM {{silver}}.stg_rental
+WITH r AS MATERIALIZED (
+    -- the rentals stg_rental restaged in this run, as it staged them (looking them up in the
+    -- 10M-row staging table would read every column of it), and the others from staging
+    SELECT * FROM temp.pagila_inc_stg_rental
     WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental)
+    UNION ALL
+    SELECT * FROM {{silver}}.stg_rental
+    WHERE rental_id IN (SELECT rental_id FROM temp.pagila_inc_aff_rental
+                        WHERE rental_id NOT IN (SELECT rental_id FROM temp.pagila_inc_keys_rental))
 ),
 paid AS (
     SELECT

@@ -65,12 +65,19 @@ DELETE FROM {{gold}}.fact_sales
 WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment);
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_new_fact_sales AS
-WITH p AS (
-    SELECT * FROM {{silver}}.stg_payment
+WITH p AS MATERIALIZED (
+    -- the payments stg_payment restaged in this run, as it staged them, and the others from
+    -- staging (a lookup in the 10M-row staging table reads every column of it)
+    SELECT * FROM temp.pagila_inc_stg_payment
     WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment)
+    UNION ALL
+    SELECT * FROM {{silver}}.stg_payment
+    WHERE payment_id IN (SELECT payment_id FROM temp.pagila_inc_aff_payment
+                         WHERE payment_id NOT IN (SELECT payment_id FROM temp.pagila_delta_payment))
 ),
 r AS (
-    SELECT * FROM {{silver}}.stg_rental
+    -- only what fact_sales takes from a rental
+    SELECT rental_id, film_id, store_id FROM {{silver}}.stg_rental
     WHERE rental_id IN (SELECT rental_id FROM p)
 ),
 -- the versions of the entities these payments reference, not whole dimensions
