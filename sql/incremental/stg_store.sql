@@ -29,10 +29,14 @@ SELECT
     make_timestamp(epoch_us(st.last_update))  AS last_update,
     greatest(make_timestamp(epoch_us(st.last_update)), a.changed_at)
                                               AS changed_at
-FROM {{bronze}}.store AS st
-LEFT JOIN {{silver}}.stg_address AS a ON a.address_id = st.address_id
-LEFT JOIN {{silver}}.stg_staff AS m ON m.staff_id = st.manager_staff_id
-WHERE st.store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store);
+FROM (SELECT * FROM {{bronze}}.store
+      WHERE store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)) AS st
+-- only the addresses of these stores (joining all of them would cost a scan of every column)
+LEFT JOIN (SELECT * FROM {{silver}}.stg_address
+           WHERE address_id IN (SELECT s.address_id FROM {{bronze}}.store AS s
+                                WHERE s.store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)))
+       AS a ON a.address_id = st.address_id
+LEFT JOIN {{silver}}.stg_staff AS m ON m.staff_id = st.manager_staff_id;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_store AS
 WITH old AS (
