@@ -235,14 +235,11 @@ def backends(admin_dsn):
 
 @pytest.fixture
 def star(tmp_path, extension_path, gen_dsn):
-    """A database file holding a star built from the generated data; (con, path, seconds)."""
-    path = tmp_path / "star.duckdb"
-    con = connect(extension_path, str(path))
-    t = time.monotonic()
+    """A connection to a database file of its own holding a star built from the generated data."""
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
     rows = build(con, gen_dsn)
-    seconds = time.monotonic() - t
     assert rows and all(r[3] == "FINISHED" for r in rows), rows
-    yield con, path, seconds
+    yield con
     try:
         con.close()
     except duckdb.Error:
@@ -253,7 +250,7 @@ def star(tmp_path, extension_path, gen_dsn):
 
 
 def test_backend_killed_mid_build(star, gen_dsn, admin_dsn, backends):
-    con, _, _ = star
+    con = star
     before = fingerprint(con)
     first_run = last_run_id(con)
 
@@ -332,7 +329,7 @@ def test_source_figures_failing_fails_the_checks(star, gen_dsn, admin_dsn, pagil
     the build fails at its checks step with Postgres' reason, and the previous star stays.
     The failure here is deterministic: a role that may read payment's partitions (the extracts
     read those) but not the partitioned table payment itself (the figures are counted on it)."""
-    con, _, _ = star
+    con = star
     before = fingerprint(con)
     role = f"{ROLE}_nofig"
     with psycopg.connect(admin_dsn, autocommit=True) as pg:
@@ -561,7 +558,7 @@ def test_short_process_leaves_a_readable_file(tmp_path, extension_path, gen_dsn,
 
 
 def test_interrupt_stops_the_build(star, gen_dsn, backends):
-    con, _, _ = star
+    con = star
     before = fingerprint(con)
     first_run = last_run_id(con)
     # Interrupt mid-build: once the build has committed its first __pagila_next_ table (an
@@ -621,7 +618,7 @@ def test_open_transaction_keeps_its_snapshot(star, gen_dsn):
     connection of the same database builds a new one; it sees the new star once it ends
     its transaction. (DuckDB's snapshot isolation: the snapshot starts at the transaction's
     first read.)"""
-    con, _, _ = star
+    con = star
     a = con.cursor()
     b = con.cursor()
     old_run = a.execute("SELECT DISTINCT _run_id FROM bronze.payment").fetchall()
@@ -650,7 +647,7 @@ def test_call_inside_a_transaction_commits_on_its_own(star, gen_dsn):
     """The build runs in its own transaction on the extension's connection: a CALL inside
     the caller's transaction commits regardless of that transaction (a ROLLBACK does not undo
     it), and the caller sees the new star only after its transaction ends."""
-    con, _, _ = star
+    con = star
     old_run = con.execute("SELECT DISTINCT _run_id FROM bronze.payment").fetchall()
     con.execute("BEGIN TRANSACTION")
     assert con.execute("SELECT DISTINCT _run_id FROM bronze.payment").fetchall() == old_run
@@ -677,7 +674,7 @@ EXPLAINED = [
 
 def test_explain_does_not_build(star, gen_dsn, backends):
     """Nothing happens at bind: EXPLAIN, DESCRIBE and PREPARE neither build nor connect."""
-    con, _, _ = star
+    con = star
     before = fingerprint(con)
     log = runs(con)
     literal = "'" + gen_dsn.replace("'", "''") + "'"
