@@ -10,9 +10,9 @@
 -- The unknown member (-1, natural key NULL) is left out. Version keys are covered by
 -- unknown_members (unique) and by the key maps' own constraints (never reused).
 -- Which entities: those the placeholders scd2_scope_customer, scd2_scope_store and
--- scd2_scope_staff admit (SQL conditions on the natural key). A full build and pagila_check() pass true: every entity.
--- An incremental build passes its SCD2 scope (temp pagila_scd_scope_*), the only entities whose
--- versions it can open, close or overwrite. The count of current versions against staging is
+-- scd2_scope_staff admit (SQL conditions on the natural key). A full build and pagila_check()
+-- pass true: every entity. An incremental build passes its SCD2 scope (temp
+-- pagila_scd_scope_*), the only entities whose versions it can open, close or overwrite. The count of current versions against staging is
 -- always over the whole dimension.
 -- Cheap on large dimensions: one aggregation per entity, the window only over entities that have
 -- more than one version, staging and current versions only counted.

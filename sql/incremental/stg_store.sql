@@ -14,6 +14,10 @@ WHERE st.address_id IN (SELECT address_id FROM temp.pagila_chg_address)
    OR st.manager_staff_id IN (SELECT staff_id FROM temp.pagila_chg_staff);
 
 CREATE OR REPLACE TEMP TABLE pagila_inc_stg_store AS
+WITH st AS MATERIALIZED (
+    SELECT * FROM {{bronze}}.store
+    WHERE store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)
+)
 SELECT
     st.store_id::INTEGER                      AS store_id,
     st.manager_staff_id::INTEGER              AS manager_staff_id,
@@ -29,12 +33,9 @@ SELECT
     make_timestamp(epoch_us(st.last_update))  AS last_update,
     greatest(make_timestamp(epoch_us(st.last_update)), a.changed_at)
                                               AS changed_at
-FROM (SELECT * FROM {{bronze}}.store
-      WHERE store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)) AS st
+FROM st
 -- only the addresses of these stores (joining all of them would cost a scan of every column)
-LEFT JOIN (SELECT * FROM {{silver}}.stg_address
-           WHERE address_id IN (SELECT s.address_id FROM {{bronze}}.store AS s
-                                WHERE s.store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)))
+LEFT JOIN (SELECT * FROM {{silver}}.stg_address WHERE address_id IN (SELECT address_id FROM st))
        AS a ON a.address_id = st.address_id
 LEFT JOIN {{silver}}.stg_staff AS m ON m.staff_id = st.manager_staff_id;
 

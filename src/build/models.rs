@@ -356,15 +356,14 @@ pub const CHECK_VARS: &[&str] = &[
 /// `cleanup` model after them).
 pub fn scd2_scope_vars(incremental: bool) -> Vec<(&'static str, String)> {
     [
-        ("scd2_scope_customer", "customer_id"),
-        ("scd2_scope_store", "store_id"),
-        ("scd2_scope_staff", "staff_id"),
+        ("scd2_scope_customer", "customer_id", "pagila_scd_scope_customer"),
+        ("scd2_scope_store", "store_id", "pagila_scd_scope_store"),
+        ("scd2_scope_staff", "staff_id", "pagila_scd_scope_staff"),
     ]
     .into_iter()
-    .map(|(name, key)| {
+    .map(|(name, key, scope)| {
         let cond = if incremental {
-            let entity = name.trim_start_matches("scd2_scope_");
-            format!("{key} IN (SELECT {key} FROM temp.pagila_scd_scope_{entity})")
+            format!("{key} IN (SELECT {key} FROM temp.{scope})")
         } else {
             "true".to_string()
         };

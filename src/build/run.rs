@@ -419,7 +419,7 @@ fn build_steps(
                     };
                     let read = format!("temp.main.pagila_read_{t}");
                     // The rows upserted into bronze, source columns only: the models' delta.
-                    let changed = format!("temp.main.pagila_delta_{t}");
+                    let delta = format!("temp.main.pagila_delta_{t}");
                     // Rows read again (the lookback window) that bronze already holds as they are
                     // are left alone: a rerun without source change writes nothing, so neither it
                     // nor the next run's checkpoint pays for rewriting them, and the models only
@@ -444,8 +444,8 @@ fn build_steps(
                          {same_shape}; \
                          CREATE OR REPLACE TEMP TABLE pagila_delta_{t} AS FROM {read} EXCEPT ALL \
                          SELECT b.* EXCLUDE (_run_id, _loaded_at) FROM {table} AS b SEMI JOIN {read} AS c ON {on}; \
-                         DELETE FROM {table} AS b USING {changed} AS c WHERE {on}; \
-                         INSERT INTO {table} SELECT *, {run_id}::BIGINT, now() FROM {changed}; \
+                         DELETE FROM {table} AS b USING {delta} AS c WHERE {on}; \
+                         INSERT INTO {table} SELECT *, {run_id}::BIGINT, now() FROM {delta}; \
                          SET VARIABLE pagila_read_rows = (SELECT count(*) FROM {read}); DROP TABLE {read}; \
                          SELECT getvariable('pagila_read_rows')",
                         cols = columns(t),
@@ -474,7 +474,7 @@ fn build_steps(
                         ))
                         .map_err(|e| e.to_string())?;
                     }
-                    let new = marks_of(&work, &changed, src)?;
+                    let new = marks_of(&work, &delta, src)?;
                     // Option's order puts None first: the larger known mark wins.
                     let mark = Mark {
                         us: new.us.max(old.us),
