@@ -151,18 +151,18 @@ pub fn advance(cfg: &Config, opts: &AdvanceOptions) -> Result<(), BoxError> {
 
     let mut payments = Vec::new();
 
-    // Returns: open rentals of the last 30 days come back with 70% chance
-    // (older ones are lost); late ones pay the late fee on return.
+    // Returns: an open rental of the last 30 days (older ones are lost) comes
+    // back if its drawn return time falls in the period; late ones pay the
+    // late fee on return.
     let mut returns: (Vec<i32>, Vec<i64>) = (Vec::new(), Vec::new());
     for (id, k, date, customer_id, staff_id) in open {
-        if date < t0 - 30 * DAY || !rng.chance(0.7) {
+        if date < t0 - 30 * DAY {
             continue;
         }
-        let lo = (date + 18 * HOUR).max(t0 + 1);
-        if lo >= t1 {
+        let ret = return_time(&mut rng, date, items[k].rental_days, t0);
+        if ret >= t1 {
             continue;
         }
-        let ret = rng.range(lo, t1 - 1);
         items[k].busy_until = ret;
         returns.0.push(id);
         returns.1.push(ret);
@@ -440,6 +440,21 @@ fn fmt_ts(unix: i64) -> String {
     format!("{y:04}-{m:02}-{first:02} {:02}:{:02}", secs / HOUR, secs % HOUR / 60)
 }
 
+/// When a rental made at `date` and still open at `t0` comes back (seconds,
+/// after `t0`). A duration is drawn as for any rental; if the return it gives
+/// already lies before `t0`, the rental is overdue and comes back after an
+/// exponential wait (a third of the overdue rentals return per day). So the
+/// returns of a period are about those that fall due in it, whatever its
+/// length: a short `advance` returns few.
+fn return_time(rng: &mut Rng, date: i64, rental_days: i16, t0: i64) -> i64 {
+    let due = date + draw_duration(rng, rental_days);
+    if due > t0 {
+        return due;
+    }
+    let wait = -(1.0 - rng.unit()).ln() * 3.0 * DAY as f64;
+    t0 + 1 + wait as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +482,27 @@ mod tests {
             assert_eq!(items[k].id, 3);
         }
         assert!(free_copy(&mut rng, &items, &[0, 1, 2], 10).is_none());
+    }
+
+    #[test]
+    fn returns_follow_the_period() {
+        // 10,000 rentals made over the 4 days before t0, all still open.
+        let t0 = gen::START + 100 * DAY;
+        let mut rng = Rng::new(7);
+        let dates: Vec<i64> = (0..10_000).map(|i| t0 - 4 * DAY + i * (4 * DAY / 10_000)).collect();
+        let back_within = |rng: &mut Rng, days: f64| {
+            let t1 = t0 + (days * DAY as f64) as i64;
+            dates
+                .iter()
+                .map(|&d| return_time(rng, d, 5, t0))
+                .inspect(|&ret| assert!(ret > t0))
+                .filter(|&ret| ret < t1)
+                .count()
+        };
+        let short = back_within(&mut rng, 0.1);
+        let long = back_within(&mut rng, 30.0);
+        // A 0.1-day period returns a few percent of them, a month nearly all.
+        assert!((50..1_000).contains(&short), "{short}");
+        assert!(long > 9_900, "{long}");
     }
 }
