@@ -55,12 +55,6 @@ ALTER TABLE {{gold}}.dim_customer ADD COLUMN IF NOT EXISTS valid_to TIMESTAMP;
 ALTER TABLE {{gold}}.dim_customer ADD COLUMN IF NOT EXISTS is_current BOOLEAN DEFAULT true;
 ALTER TABLE {{gold}}.dim_customer ADD COLUMN IF NOT EXISTS is_deleted BOOLEAN DEFAULT false;
 
-INSERT INTO {{gold}}.dim_customer BY NAME
-SELECT -1 AS customer_key, 'Unknown' AS first_name, 'Unknown' AS last_name, 'Unknown' AS full_name,
-       'Unknown' AS city, 'Unknown' AS country, TIMESTAMP '1900-01-01' AS valid_from,
-       true AS is_current, false AS is_deleted
-WHERE NOT EXISTS (SELECT 1 FROM {{gold}}.dim_customer WHERE customer_key = -1);
-
 -- Every version in the dimension has its key in the key map (only ever adds rows for a
 -- dimension that predates the key map).
 INSERT INTO {{silver}}.keymap_customer_version (customer_id, valid_from, customer_key, first_run_id)
@@ -153,14 +147,61 @@ WHERE a.action <> 'delete'
   AND NOT EXISTS (SELECT 1 FROM {{silver}}.keymap_customer_version AS k
                   WHERE k.customer_id = a.customer_id AND k.valid_from = a.switch_at);
 
--- Close the current versions that changed or were deleted.
-UPDATE {{gold}}.dim_customer AS d
-SET valid_to = a.switch_at, is_current = false, is_deleted = (a.action = 'delete')
-FROM temp.pagila_scd_customer AS a
-WHERE d.customer_id = a.customer_id AND d.is_current AND a.action IN ('change', 'delete');
-
--- Open the new versions.
-INSERT INTO {{gold}}.dim_customer BY NAME
+-- The rows that change: every version of a customer with a decision above or with an
+-- overwritten attribute that differs from the source. They are rewritten (deleted, then inserted
+-- again with the changes) rather than updated in place: DuckDB's next checkpoint recompresses an
+-- updated column in every row group the UPDATE touched, and a few dozen customers spread over a
+-- 374k-row dimension touch all of its row groups (0.15 s for 91 e-mail addresses at scale 625).
+-- Deleted rows and rows appended at the end cost the checkpoint next to nothing.
+CREATE OR REPLACE TEMP TABLE pagila_scd_rows_customer AS
+WITH current_rows AS (
+    SELECT *
+    FROM {{gold}}.dim_customer
+    WHERE customer_id IN (SELECT customer_id FROM temp.pagila_scd_scope_customer)
+),
+touched AS (
+    SELECT customer_id FROM temp.pagila_scd_customer
+    UNION
+    -- Overwritten attributes: every version of a customer carries the current values.
+    SELECT d.customer_id
+    FROM current_rows AS d
+    JOIN temp.pagila_scd_src_customer AS s ON s.customer_id = d.customer_id
+    WHERE row(d.first_name, d.last_name, d.full_name, d.email, d.create_date, d.phone)
+          IS DISTINCT FROM row(s.first_name, s.last_name, s.full_name, s.email, s.create_date, s.phone)
+)
+-- The versions already there: the current one closed if it changed or was deleted, the
+-- overwritten attributes taken from the source (a customer gone from it keeps its values).
+SELECT
+    d.customer_key,
+    d.customer_id,
+    CASE WHEN s.customer_id IS NULL THEN d.first_name  ELSE s.first_name  END AS first_name,
+    CASE WHEN s.customer_id IS NULL THEN d.last_name   ELSE s.last_name   END AS last_name,
+    CASE WHEN s.customer_id IS NULL THEN d.full_name   ELSE s.full_name   END AS full_name,
+    CASE WHEN s.customer_id IS NULL THEN d.email       ELSE s.email       END AS email,
+    d.active,
+    CASE WHEN s.customer_id IS NULL THEN d.create_date ELSE s.create_date END AS create_date,
+    d.home_store_id,
+    d.address_id,
+    d.address,
+    d.address2,
+    d.district,
+    d.postal_code,
+    CASE WHEN s.customer_id IS NULL THEN d.phone       ELSE s.phone       END AS phone,
+    d.city,
+    d.country,
+    d.valid_from,
+    CASE WHEN d.is_current AND a.action IN ('change', 'delete') THEN a.switch_at
+         ELSE d.valid_to END AS valid_to,
+    CASE WHEN d.is_current AND a.action IN ('change', 'delete') THEN false
+         ELSE d.is_current END AS is_current,
+    CASE WHEN d.is_current AND a.action IN ('change', 'delete') THEN a.action = 'delete'
+         ELSE d.is_deleted END AS is_deleted
+FROM current_rows AS d
+LEFT JOIN temp.pagila_scd_customer AS a ON a.customer_id = d.customer_id
+LEFT JOIN temp.pagila_scd_src_customer AS s ON s.customer_id = d.customer_id
+WHERE d.customer_id IN (SELECT customer_id FROM touched)
+UNION ALL BY NAME
+-- The new versions.
 SELECT
     k.customer_key,
     s.* EXCLUDE (changed_at),
@@ -171,14 +212,20 @@ SELECT
 FROM temp.pagila_scd_customer AS a
 JOIN temp.pagila_scd_src_customer AS s ON s.customer_id = a.customer_id
 JOIN {{silver}}.keymap_customer_version AS k ON k.customer_id = a.customer_id AND k.valid_from = a.switch_at
-WHERE a.action IN ('open_first', 'change', 'reopen')
-ORDER BY k.customer_key;
+WHERE a.action IN ('open_first', 'change', 'reopen');
 
--- Overwritten attributes: every version of a customer carries the current values.
-UPDATE {{gold}}.dim_customer AS d
-SET first_name = s.first_name, last_name = s.last_name, full_name = s.full_name,
-    email = s.email, create_date = s.create_date, phone = s.phone
-FROM temp.pagila_scd_src_customer AS s
-WHERE d.customer_id = s.customer_id
-  AND row(d.first_name, d.last_name, d.full_name, d.email, d.create_date, d.phone)
-      IS DISTINCT FROM row(s.first_name, s.last_name, s.full_name, s.email, s.create_date, s.phone);
+DELETE FROM {{gold}}.dim_customer
+WHERE customer_id IN (SELECT customer_id FROM temp.pagila_scd_rows_customer);
+
+INSERT INTO {{gold}}.dim_customer BY NAME
+SELECT * FROM temp.pagila_scd_rows_customer
+ORDER BY customer_key;
+
+-- The unknown member, inserted last: in a new dimension, a row inserted on its own before the
+-- bulk insert would sit alone in the first row group, and later deletes next to it would make
+-- the checkpoint merge (rewrite) the row groups that follow.
+INSERT INTO {{gold}}.dim_customer BY NAME
+SELECT -1 AS customer_key, 'Unknown' AS first_name, 'Unknown' AS last_name, 'Unknown' AS full_name,
+       'Unknown' AS city, 'Unknown' AS country, TIMESTAMP '1900-01-01' AS valid_from,
+       true AS is_current, false AS is_deleted
+WHERE NOT EXISTS (SELECT 1 FROM {{gold}}.dim_customer WHERE customer_key = -1);
