@@ -49,6 +49,7 @@ DROP TABLE IF EXISTS temp.pagila_inc_stg_rental;
 DROP TABLE IF EXISTS temp.pagila_inc_stg_staff;
 DROP TABLE IF EXISTS temp.pagila_inc_stg_store;
 DROP TABLE IF EXISTS temp.pagila_scd_customer;
+DROP TABLE IF EXISTS temp.pagila_scd_dim_customer;
 DROP TABLE IF EXISTS temp.pagila_scd_rows_customer;
 DROP TABLE IF EXISTS temp.pagila_scd_scope_customer;
 DROP TABLE IF EXISTS temp.pagila_scd_scope_staff;

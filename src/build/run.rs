@@ -392,9 +392,23 @@ fn build_steps(
                 }
             }
             Some((lookback, detect_deletes, bm)) => {
+                // Bronze's columns, all tables in one catalog query: duckdb_columns() lists every
+                // column of the database (3 ms here), pragma_table_info one table's (1.3 ms).
+                let shapes = work.query(&format!(
+                    "SELECT table_name, list(column_name || ' ' || data_type ORDER BY column_index)::VARCHAR \
+                     FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = {} \
+                     AND column_name NOT IN ('_run_id', '_loaded_at') GROUP BY table_name",
+                    quote_literal(&p.schemas.bronze)
+                ))?;
                 for src in models::SOURCES {
                     let t = src.table;
                     let table = format!("{bronze}.{}", models::quote_ident(t));
+                    let shape = shapes
+                        .iter()
+                        .find(|r| r.first().and_then(|c| c.as_deref()) == Some(t))
+                        .and_then(|r| r.get(1).cloned().flatten())
+                        .map(|o| quote_literal(&o))
+                        .unwrap_or_else(|| "NULL".into());
                     let keys = src
                         .key
                         .iter()
@@ -431,13 +445,9 @@ fn build_steps(
                          'the columns of Postgres table {t} are not those of {shown} any more \
                          (Postgres: {{}}; bronze: {{}}): run a full build (mode := ''full'') to load its new shape', \
                          n::VARCHAR, o::VARCHAR)) END \
-                         FROM (SELECT list(column_name || ' ' || data_type ORDER BY column_index) AS n \
-                         FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = 'pagila_read_{t}'), \
-                         (SELECT list(column_name || ' ' || data_type ORDER BY column_index) AS o \
-                         FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = {bronze_lit} \
-                         AND table_name = '{t}' AND column_name NOT IN ('_run_id', '_loaded_at')))",
+                         FROM (SELECT list(name || ' ' || type ORDER BY cid)::VARCHAR AS n, {shape} AS o \
+                         FROM pragma_table_info('temp.main.pagila_read_{t}')))",
                         shown = format!("{}.{t}", p.schemas.bronze).replace('\'', "''"),
-                        bronze_lit = quote_literal(&p.schemas.bronze),
                     );
                     let sql = format!(
                         "CREATE OR REPLACE TEMP TABLE pagila_read_{t} AS SELECT {cols} FROM {from}; \
