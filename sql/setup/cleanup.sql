@@ -38,6 +38,7 @@ DROP TABLE IF EXISTS temp.pagila_inc_old_film;
 DROP TABLE IF EXISTS temp.pagila_inc_old_payment;
 DROP TABLE IF EXISTS temp.pagila_inc_src_fact_rental;
 DROP TABLE IF EXISTS temp.pagila_inc_src_fact_sales;
+DROP TABLE IF EXISTS temp.pagila_inc_src_stg_rental;
 DROP TABLE IF EXISTS temp.pagila_inc_stg_actor;
 DROP TABLE IF EXISTS temp.pagila_inc_stg_address;
 DROP TABLE IF EXISTS temp.pagila_inc_stg_category;
