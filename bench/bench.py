@@ -864,6 +864,7 @@ INC_RUNS = [  # (key, label, a change before it, CALL parameters); each run a ne
     ("deletes", "mode := 'incremental', detect_deletes := true, after a second change of the same size", True,
      {"mode": "'incremental'", "detect_deletes": "true"}),
 ]
+INC_HOSTS = {"1.4.4": VENV_144, "2.0.0": VENV_200}  # --inc-duckdb
 INC_VARIANTS = [("as_loaded", "as loaded (Pagila's own indexes only)"),
                 ("indexed", "with indexes on the change columns")]
 INC_TARGET = 0.05  # an incremental run after a 0.1% change: at most 5% of a full build
@@ -971,10 +972,10 @@ def step_rows(r: dict, prefix: str) -> dict[str, int]:
     return out
 
 
-def inc_rep(R: Runner, a, rentals: int, indexed: bool) -> dict:
-    """One repetition: copy, full build, change, incremental runs (INC_RUNS); the copy is dropped after."""
+def inc_rep(R: Runner, a, rentals: int, indexed: bool, py: Path) -> dict:
+    """One repetition: copy, full build, change, incremental runs (INC_RUNS), each in `py` (a venv's
+    python: its DuckDB is the host); the copy is dropped after."""
     s = R.s
-    py = VENV_144 / "bin" / "python"
     f = R.work / "inc.duckdb"
     rec: dict = {"runs": {}, "changes": {}}
     try:
@@ -1124,6 +1125,9 @@ def main() -> int:
     p.add_argument("--inc-reps", type=int, help="repetitions of the incremental bench (default 3; --quick: 1)")
     p.add_argument("--inc-change", type=float, default=0.001,
                    help="the change before an incremental run, as a share of pagila_big's rentals (default 0.001)")
+    p.add_argument("--inc-duckdb", default="1.4.4",
+                   help="DuckDB versions (python venvs) the incremental bench runs in, comma-separated, each "
+                        "with its own full build as the baseline: " + ", ".join(INC_HOSTS) + " (default 1.4.4)")
     p.add_argument("--inc-variants", default=",".join(k for k, _ in INC_VARIANTS),
                    help="which Postgres indexing to run the incremental bench on (default: all of "
                         + ", ".join(k for k, _ in INC_VARIANTS) + ")")
@@ -1151,6 +1155,10 @@ def main() -> int:
     if a.profile:
         sections.add("profile")
 
+    unknown = [v for v in a.inc_duckdb.split(",") if v not in INC_HOSTS]
+    if unknown:
+        log(f"--inc-duckdb: no venv for {', '.join(unknown)} (known: {', '.join(INC_HOSTS)})")
+        return 2
     for need, hint in ((EXT, "make release"), (VENV_144 / "bin" / "python", "make setup")):
         if not Path(need).exists():
             log(f"{need} is missing ({hint})")
@@ -1298,13 +1306,17 @@ def main() -> int:
                                         "base_payments": base_payments, "rentals": rentals, "days": ADVANCE_DAYS,
                                         "lookback": a.inc_lookback, "checkpoint": not a.no_checkpoint,
                                         "variants": {}}
-            for vkey, _ in INC_VARIANTS:
-                if vkey not in a.inc_variants.split(","):
-                    continue
-                for rep in range(inc_reps):
-                    log(f"incremental bench, {vkey}, rep {rep + 1}/{inc_reps}")
-                    inc["variants"].setdefault(vkey, []).append(inc_rep(R, a, inc["rentals"], vkey == "indexed"))
-                    _write(md + [fmt_incremental(inc)], raw, stamp)
+            for ver in a.inc_duckdb.split(","):
+                py = INC_HOSTS[ver] / "bin" / "python"
+                for vkey, _ in INC_VARIANTS:
+                    if vkey not in a.inc_variants.split(","):
+                        continue
+                    key = vkey if ver == "1.4.4" else f"{vkey}@{ver}"
+                    for rep in range(inc_reps):
+                        log(f"incremental bench, {key}, rep {rep + 1}/{inc_reps}")
+                        inc["variants"].setdefault(key, []).append(
+                            inc_rep(R, a, inc["rentals"], vkey == "indexed", py))
+                        _write(md + [fmt_incremental(inc)], raw, stamp)
             md.append(fmt_incremental(inc))
             print("\n" + md[-1], flush=True)
             _write(md, raw, stamp)
@@ -1385,11 +1397,12 @@ def fmt_incremental(inc: dict) -> str:
            + (f" Every incremental run with `lookback := {lit(inc['lookback'])}`." if inc.get("lookback") else "")
            + "\n"]
     noisy = False
-    for vkey, vlabel in INC_VARIANTS:
-        reps = inc["variants"].get(vkey) or []
+    labels = dict(INC_VARIANTS)
+    for key, reps in inc["variants"].items():
+        vkey, _, ver = key.partition("@")
         if not reps:
             continue
-        out.append(f"\n### {vlabel}\n\n")
+        out.append(f"\n### {labels[vkey]}, DuckDB {ver or '1.4.4'}\n\n")
         if vkey == "indexed":
             secs = med([r.get("setup", {}).get("index_seconds") for r in reps])
             out.append("On the copy, before the full build (not timed"
