@@ -962,6 +962,46 @@ def test_payment_with_an_earlier_date_is_read(private_db, extension_path, tmp_pa
     con.close()
 
 
+def test_overwritten_attributes_reach_every_version(private_db, extension_path, tmp_path):
+    """A type-1 change (e-mail, name) of a customer with history reaches all of its versions and
+    nothing else: dim_customer rewrites that customer's rows (deleted and inserted again, not
+    updated in place), so keys, validity ranges and tracked attributes must come back as they
+    were, and every other row must stay as it is."""
+    db = private_db(1)
+    con = connect(extension_path, str(tmp_path / "star.duckdb"))
+    full_build(con, db.dsn)
+    cid, other_addr = db.query(
+        "SELECT c.customer_id, (SELECT min(address_id) FROM address WHERE address_id <> c.address_id) "
+        "FROM customer c WHERE c.active = 1 ORDER BY c.customer_id LIMIT 1")[0]
+    # a tracked change first: the customer gets a second version
+    db.query("UPDATE customer SET address_id = %s WHERE customer_id = %s RETURNING 1", [other_addr, cid])
+    incremental(con, db.dsn)
+    versions = ("SELECT customer_key, valid_from, valid_to, is_current, is_deleted, active, home_store_id, "
+                "address_id, address, city, country FROM gold.dim_customer WHERE customer_id = ? ORDER BY valid_from")
+    before = con.execute(versions, [cid]).fetchall()
+    assert len(before) == 2 and [v[3] for v in before] == [False, True], before
+    others = ("SELECT count(*), sum(hash(COLUMNS(*))) FROM gold.dim_customer "
+              "WHERE customer_id IS DISTINCT FROM ?")
+    others_before = con.execute(others, [cid]).fetchall()
+    facts = "SELECT count(*), sum(customer_key) FROM gold.fact_sales WHERE customer_key IN " \
+            "(SELECT customer_key FROM gold.dim_customer WHERE customer_id = ?)"
+    facts_before = con.execute(facts, [cid]).fetchall()
+
+    db.query("UPDATE customer SET first_name = 'Renamed', email = 'renamed@example.org' "
+             "WHERE customer_id = %s RETURNING 1", [cid])
+    incremental(con, db.dsn)
+    assert con.execute(versions, [cid]).fetchall() == before, "keys, validity or tracked attributes changed"
+    assert con.execute("SELECT DISTINCT first_name, full_name, email FROM gold.dim_customer WHERE customer_id = ?",
+                       [cid]).fetchall() == [("Renamed", "Renamed " + db.query(
+                           "SELECT last_name FROM customer WHERE customer_id = %s", [cid])[0][0],
+                           "renamed@example.org")]
+    assert con.execute(others, [cid]).fetchall() == others_before, "another customer's rows changed"
+    assert con.execute(facts, [cid]).fetchall() == facts_before
+    assert_scd2_sound(con)
+    assert_rerun_changes_nothing(con, db.dsn)
+    con.close()
+
+
 def test_scd2_check_covers_the_runs_scope(private_db, extension_path, tmp_path):
     """The scd2_history check of an incremental run looks at the entities the run could change
     (its SCD2 scope); pagila_check() and a full build look at every entity. A broken history is
