@@ -610,6 +610,29 @@ def test_interrupt_stops_the_build(star, gen_dsn, backends):
     assert all(r[3] == "FINISHED" for r in rows), rows
 
 
+def test_result_cut_short_rolls_the_build_back(star, gen_dsn, backends):
+    """A query that stops reading the CALL's rows early (here LIMIT 1) ends the build there: the
+    build is rolled back before the query returns, the previous star stays, the run is logged
+    FAILED, no COPY of ours is left, and the next CALL builds normally."""
+    con = star
+    before = fingerprint(con)
+    first_run = last_run_id(con)
+    rows = con.execute("SELECT * FROM pagila_build_star(dsn := ?) LIMIT 1", [gen_dsn]).fetchall()
+    assert len(rows) == 1 and rows[0][3] == "FINISHED", rows
+    assert not unfinished_tables(con)
+    assert fingerprint(con) == before
+    run = last_run_id(con)
+    assert run == first_run + 1
+    steps = run_rows(con, run)
+    assert steps["build"][0] == "FAILED", steps
+    assert "interrupt" in (steps["build"][1] or "").lower(), steps
+    assert all(st in ("FINISHED", "FAILED") for st, _ in steps.values()), steps
+    left = wait_until(lambda: not backends.ours(copy_only=True, active_only=True), 5)
+    assert left, f"still copying 5 s after the query returned: {backends.ours()}"
+    rows = build(con, gen_dsn)
+    assert all(r[3] == "FINISHED" for r in rows), rows
+
+
 # ----------------------------------------------------------------------------- (d) open transactions
 
 
