@@ -223,9 +223,7 @@ impl TableFunction for BuildFunction {
                     ))
                 })
             })?;
-        if std::thread::current().id() == bind.client {
-            std::thread::sleep(HAND_OVER_PAUSE);
-        }
+        pause_for_hand_over(bind.client);
         Ok((
             BuildGlobal {
                 rx: Mutex::new(rx),
@@ -246,8 +244,7 @@ impl TableFunction for BuildFunction {
         if let Some(go) = g.go.lock().map_err(|_| "pagila_build_star: poisoned")?.take() {
             let _ = go.send(());
         }
-        let rx = g.rx.lock().map_err(|_| "pagila_build_star: poisoned")?;
-        let next = rx.recv();
+        let next = g.rx.lock().map_err(|_| "pagila_build_star: poisoned")?.recv();
         match next {
             Ok(row) => {
                 out.vector(0).set_bytes(0, row.step.as_bytes());
@@ -288,6 +285,13 @@ impl TableFunction for BuildFunction {
 /// wakes it before the task is queued: the build itself starts only at the first
 /// scan. With both, 16 of 16 scans ran on the client thread.
 const HAND_OVER_PAUSE: Duration = Duration::from_millis(2);
+
+/// Init's pause, on the client thread only (the thread that bound the function).
+fn pause_for_hand_over(client: std::thread::ThreadId) {
+    if std::thread::current().id() == client {
+        std::thread::sleep(HAND_OVER_PAUSE);
+    }
+}
 
 /// `CALL pagila_check()`: the build's checks, on demand, against Postgres now.
 pub struct CheckFunction;
@@ -336,9 +340,7 @@ impl TableFunction for CheckFunction {
 
     fn init(bind: &CheckBind, _: Vec<usize>) -> Result<(CheckGlobal, u64), BoxError> {
         // The checks run in the scan: on the client thread, DuckDB's workers help them.
-        if std::thread::current().id() == bind.client {
-            std::thread::sleep(HAND_OVER_PAUSE);
-        }
+        pause_for_hand_over(bind.client);
         Ok((CheckGlobal { rows: Mutex::new(None) }, 1))
     }
 

@@ -557,6 +557,21 @@ def test_short_process_leaves_a_readable_file(tmp_path, extension_path, gen_dsn,
 # ----------------------------------------------------------------------------- (c) interrupt
 
 
+def assert_interrupted_and_rolled_back(con, gen_dsn: str, before: dict, first_run: int) -> None:
+    """After a build stopped early: the star is as it was (fingerprint `before`), the run after
+    `first_run` is logged FAILED as interrupted with no step left RUNNING, and the next CALL
+    builds normally."""
+    assert fingerprint(con) == before
+    run = last_run_id(con)
+    assert run == first_run + 1
+    steps = run_rows(con, run)
+    assert steps["build"][0] == "FAILED", steps
+    assert "interrupt" in (steps["build"][1] or "").lower(), steps
+    assert all(st in ("FINISHED", "FAILED") for st, _ in steps.values()), steps
+    rows = build(con, gen_dsn)
+    assert all(r[3] == "FINISHED" for r in rows), rows
+
+
 def test_interrupt_stops_the_build(star, gen_dsn, backends):
     con = star
     before = fingerprint(con)
@@ -595,19 +610,9 @@ def test_interrupt_stops_the_build(star, gen_dsn, backends):
     assert left, f"still copying 5 s after the interrupt: {backends.ours()}"
 
     # the previous star is in place, nothing half-written is left behind, the run is logged
-    # FAILED, nothing left RUNNING
+    # FAILED, nothing left RUNNING; the connection and the extension are fine afterwards
     assert wait_until(lambda: not unfinished_tables(con), 5), unfinished_tables(con)
-    assert fingerprint(con) == before
-    run = last_run_id(con)
-    assert run == first_run + 1
-    steps = run_rows(con, run)
-    assert steps["build"][0] == "FAILED", steps
-    assert "interrupt" in (steps["build"][1] or "").lower(), steps
-    assert all(st in ("FINISHED", "FAILED") for st, _ in steps.values()), steps
-
-    # the connection and the extension are fine afterwards
-    rows = build(con, gen_dsn)
-    assert all(r[3] == "FINISHED" for r in rows), rows
+    assert_interrupted_and_rolled_back(con, gen_dsn, before, first_run)
 
 
 def test_result_cut_short_rolls_the_build_back(star, gen_dsn, backends):
@@ -620,17 +625,9 @@ def test_result_cut_short_rolls_the_build_back(star, gen_dsn, backends):
     rows = con.execute("SELECT * FROM pagila_build_star(dsn := ?) LIMIT 1", [gen_dsn]).fetchall()
     assert len(rows) == 1 and rows[0][3] == "FINISHED", rows
     assert not unfinished_tables(con)
-    assert fingerprint(con) == before
-    run = last_run_id(con)
-    assert run == first_run + 1
-    steps = run_rows(con, run)
-    assert steps["build"][0] == "FAILED", steps
-    assert "interrupt" in (steps["build"][1] or "").lower(), steps
-    assert all(st in ("FINISHED", "FAILED") for st, _ in steps.values()), steps
     left = wait_until(lambda: not backends.ours(copy_only=True, active_only=True), 5)
     assert left, f"still copying 5 s after the query returned: {backends.ours()}"
-    rows = build(con, gen_dsn)
-    assert all(r[3] == "FINISHED" for r in rows), rows
+    assert_interrupted_and_rolled_back(con, gen_dsn, before, first_run)
 
 
 # ----------------------------------------------------------------------------- (d) open transactions
