@@ -18,9 +18,11 @@ WITH old AS (
                        UNION ALL
                        SELECT actor_id FROM temp.pagila_deleted_actor)
 )
-SELECT actor_id FROM (FROM temp.pagila_inc_stg_actor EXCEPT ALL FROM old)
-UNION
-SELECT actor_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_actor);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.actor_id, old_row.actor_id) AS actor_id
+FROM temp.pagila_inc_stg_actor AS new_row
+FULL JOIN old AS old_row ON old_row.actor_id = new_row.actor_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_actor
 WHERE actor_id IN (SELECT actor_id FROM temp.pagila_chg_actor);

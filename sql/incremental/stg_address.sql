@@ -49,9 +49,11 @@ WITH old AS (
     SELECT * FROM {{silver}}.stg_address
     WHERE address_id IN (SELECT address_id FROM temp.pagila_inc_keys_address)
 )
-SELECT address_id FROM (FROM temp.pagila_inc_stg_address EXCEPT ALL FROM old)
-UNION
-SELECT address_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_address);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.address_id, old_row.address_id) AS address_id
+FROM temp.pagila_inc_stg_address AS new_row
+FULL JOIN old AS old_row ON old_row.address_id = new_row.address_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_address
 WHERE address_id IN (SELECT address_id FROM temp.pagila_chg_address);

@@ -16,9 +16,11 @@ WITH old AS (
                           UNION ALL
                           SELECT category_id FROM temp.pagila_deleted_category)
 )
-SELECT category_id FROM (FROM temp.pagila_inc_stg_category EXCEPT ALL FROM old)
-UNION
-SELECT category_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_category);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.category_id, old_row.category_id) AS category_id
+FROM temp.pagila_inc_stg_category AS new_row
+FULL JOIN old AS old_row ON old_row.category_id = new_row.category_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_category
 WHERE category_id IN (SELECT category_id FROM temp.pagila_chg_category);

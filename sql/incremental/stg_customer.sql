@@ -27,9 +27,11 @@ WITH old AS (
                           UNION ALL
                           SELECT customer_id FROM temp.pagila_deleted_customer)
 )
-SELECT customer_id FROM (FROM temp.pagila_inc_stg_customer EXCEPT ALL FROM old)
-UNION
-SELECT customer_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_customer);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.customer_id, old_row.customer_id) AS customer_id
+FROM temp.pagila_inc_stg_customer AS new_row
+FULL JOIN old AS old_row ON old_row.customer_id = new_row.customer_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_customer
 WHERE customer_id IN (SELECT customer_id FROM temp.pagila_chg_customer);

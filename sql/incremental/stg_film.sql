@@ -63,9 +63,11 @@ SELECT * FROM {{silver}}.stg_film
 WHERE film_id IN (SELECT film_id FROM temp.pagila_inc_keys_film);
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_film AS
-SELECT film_id FROM (FROM temp.pagila_inc_stg_film EXCEPT ALL FROM temp.pagila_inc_old_film)
-UNION
-SELECT film_id FROM (FROM temp.pagila_inc_old_film EXCEPT ALL FROM temp.pagila_inc_stg_film);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.film_id, old_row.film_id) AS film_id
+FROM temp.pagila_inc_stg_film AS new_row
+FULL JOIN temp.pagila_inc_old_film AS old_row ON old_row.film_id = new_row.film_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_film_duration AS
 SELECT coalesce(n.film_id, o.film_id) AS film_id

@@ -21,9 +21,12 @@ WITH old AS (
     WHERE EXISTS (SELECT 1 FROM temp.pagila_inc_keys_film_actor AS k
                   WHERE k.film_id = s.film_id AND k.actor_id = s.actor_id)
 )
-SELECT film_id, actor_id FROM (FROM temp.pagila_inc_stg_film_actor EXCEPT ALL FROM old)
-UNION
-SELECT film_id, actor_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_film_actor);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.film_id, old_row.film_id) AS film_id,
+       coalesce(new_row.actor_id, old_row.actor_id) AS actor_id
+FROM temp.pagila_inc_stg_film_actor AS new_row
+FULL JOIN old AS old_row ON old_row.film_id = new_row.film_id AND old_row.actor_id = new_row.actor_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_film_actor AS s
 WHERE EXISTS (SELECT 1 FROM temp.pagila_chg_film_actor AS k

@@ -18,9 +18,11 @@ WITH old AS (
                            UNION ALL
                            SELECT inventory_id FROM temp.pagila_deleted_inventory)
 )
-SELECT inventory_id FROM (FROM temp.pagila_inc_stg_inventory EXCEPT ALL FROM old)
-UNION
-SELECT inventory_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_inventory);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.inventory_id, old_row.inventory_id) AS inventory_id
+FROM temp.pagila_inc_stg_inventory AS new_row
+FULL JOIN old AS old_row ON old_row.inventory_id = new_row.inventory_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_inventory
 WHERE inventory_id IN (SELECT inventory_id FROM temp.pagila_chg_inventory);

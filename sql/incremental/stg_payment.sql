@@ -22,9 +22,11 @@ WHERE payment_id IN (SELECT payment_id FROM temp.pagila_delta_payment
                      SELECT payment_id FROM temp.pagila_deleted_payment);
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_payment AS
-SELECT payment_id FROM (FROM temp.pagila_inc_stg_payment EXCEPT ALL FROM temp.pagila_inc_old_payment)
-UNION
-SELECT payment_id FROM (FROM temp.pagila_inc_old_payment EXCEPT ALL FROM temp.pagila_inc_stg_payment);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.payment_id, old_row.payment_id) AS payment_id
+FROM temp.pagila_inc_stg_payment AS new_row
+FULL JOIN temp.pagila_inc_old_payment AS old_row ON old_row.payment_id = new_row.payment_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 CREATE OR REPLACE TEMP TABLE pagila_chg_payment_rental AS
 SELECT rental_id FROM temp.pagila_inc_old_payment

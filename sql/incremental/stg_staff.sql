@@ -25,9 +25,11 @@ WITH old AS (
                        UNION ALL
                        SELECT staff_id FROM temp.pagila_deleted_staff)
 )
-SELECT staff_id FROM (FROM temp.pagila_inc_stg_staff EXCEPT ALL FROM old)
-UNION
-SELECT staff_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_staff);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.staff_id, old_row.staff_id) AS staff_id
+FROM temp.pagila_inc_stg_staff AS new_row
+FULL JOIN old AS old_row ON old_row.staff_id = new_row.staff_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_staff
 WHERE staff_id IN (SELECT staff_id FROM temp.pagila_chg_staff);

@@ -44,9 +44,11 @@ WITH old AS (
     SELECT * FROM {{silver}}.stg_store
     WHERE store_id IN (SELECT store_id FROM temp.pagila_inc_keys_store)
 )
-SELECT store_id FROM (FROM temp.pagila_inc_stg_store EXCEPT ALL FROM old)
-UNION
-SELECT store_id FROM (FROM old EXCEPT ALL FROM temp.pagila_inc_stg_store);
+-- the keys whose row is new, gone, or different in a column (NULLs equal)
+SELECT coalesce(new_row.store_id, old_row.store_id) AS store_id
+FROM temp.pagila_inc_stg_store AS new_row
+FULL JOIN old AS old_row ON old_row.store_id = new_row.store_id
+WHERE new_row IS DISTINCT FROM old_row;
 
 DELETE FROM {{silver}}.stg_store
 WHERE store_id IN (SELECT store_id FROM temp.pagila_chg_store);
