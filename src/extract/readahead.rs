@@ -32,37 +32,42 @@ const BLOCK_BYTES: usize = 1 << 20;
 /// Blocks in flight per connection.
 const BLOCKS_PER_CONNECTION: usize = 4;
 
-/// Complete binary-COPY tuples, back to back.
+/// Complete binary-COPY tuples, as the connection received them (the bytes between two
+/// tuples are their CopyData message headers).
 #[derive(Default)]
 pub struct Block {
     data: Vec<u8>,
-    /// End offset of each tuple in `data`.
-    ends: Vec<u32>,
+    /// Start and end offset of each tuple in `data`.
+    spans: Vec<(u32, u32)>,
 }
 
 impl Block {
     fn push(&mut self, tuple: &[u8]) {
+        let start = self.data.len() as u32;
         self.data.extend_from_slice(tuple);
-        self.ends.push(self.data.len() as u32);
+        self.spans.push((start, self.data.len() as u32));
+    }
+    fn room(&self) -> usize {
+        BLOCK_ROWS.saturating_sub(self.spans.len())
     }
     fn is_full(&self) -> bool {
-        self.ends.len() >= BLOCK_ROWS || self.data.len() >= BLOCK_BYTES
+        self.spans.len() >= BLOCK_ROWS || self.data.len() >= BLOCK_BYTES
     }
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
     /// Tuple `i`, its field count included.
     #[inline]
     pub fn tuple(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.data[start..self.ends[i] as usize]
+        let (start, end) = self.spans[i];
+        &self.data[start as usize..end as usize]
     }
     fn clear(&mut self) {
         self.data.clear();
-        self.ends.clear();
+        self.spans.clear();
     }
 }
 
@@ -198,7 +203,7 @@ fn take_block(shared: &Shared) -> Block {
         .and_then(|mut f| f.pop())
         .unwrap_or_else(|| Block {
             data: Vec::with_capacity(256 * 1024),
-            ends: Vec::with_capacity(BLOCK_ROWS),
+            spans: Vec::with_capacity(BLOCK_ROWS),
         })
 }
 
@@ -254,8 +259,15 @@ fn run(shared: &Shared, i: usize, first: Option<Pooled>, tx: &SyncSender<Item>) 
         let sql = task.copy_sql(&job.select_list, job.filter.as_deref());
         let mut copy = conn.copy_out(&sql).map_err(Failure::Read)?;
         let mut block = take_block(shared);
-        while let Some(tuple) = copy.next_tuple(&mut conn).map_err(Failure::Read)? {
-            block.push(tuple);
+        loop {
+            // What the last read from the socket brought, in one copy; next_tuple reads on.
+            let room = block.room();
+            if copy.take_buffered(&mut conn, &mut block.data, &mut block.spans, room) == 0 {
+                match copy.next_tuple(&mut conn).map_err(Failure::Read)? {
+                    Some(tuple) => block.push(tuple),
+                    None => break,
+                }
+            }
             if block.is_full() {
                 // Err: the scan is gone (a LIMIT, an interrupt, an error elsewhere);
                 // dropping the busy session cancels its query.

@@ -787,6 +787,48 @@ impl CopyOut {
         }
     }
 
+    /// Appends to `out` the tuples the connection has already buffered, as long as each comes
+    /// in a CopyData message of its own (what Postgres sends): at most `max`, one copy for the
+    /// whole run of messages, their headers included. `spans` gets each tuple's range in `out`.
+    /// Returns how many; 0 when the next tuple needs [`CopyOut::next_tuple`] (more bytes from
+    /// the socket, a tuple split across messages, the trailer, any other message).
+    pub fn take_buffered(
+        &mut self,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+        spans: &mut Vec<(u32, u32)>,
+        max: usize,
+    ) -> usize {
+        if self.done || !self.header_done || !self.cur.is_empty() || !self.pending.is_empty() {
+            return 0;
+        }
+        let buf = &conn.buf[conn.pos..conn.end];
+        let base = out.len();
+        let (mut p, mut n) = (0usize, 0usize);
+        while n < max && buf.len() - p >= 5 && buf[p] == b'd' {
+            let len = be_i32(&buf[p + 1..p + 5]);
+            if len < 4 {
+                break;
+            }
+            let total = 1 + len as usize;
+            if buf.len() - p < total {
+                break;
+            }
+            let payload = &buf[p + 5..p + total];
+            // A whole tuple and nothing else; 2 bytes is the trailer (or an empty tuple,
+            // which next_tuple sorts out).
+            if payload.len() == 2 || unit_len(payload, false) != Some(payload.len()) {
+                break;
+            }
+            spans.push(((base + p + 5) as u32, (base + p + total) as u32));
+            p += total;
+            n += 1;
+        }
+        out.extend_from_slice(&buf[..p]);
+        conn.pos += p;
+        n
+    }
+
     fn header_ok(h: &[u8]) -> Result<(), PgError> {
         if &h[..11] != b"PGCOPY\n\xff\r\n\0" {
             return Err(PgError::Protocol("bad binary COPY signature".into()));
