@@ -146,26 +146,46 @@ pub struct Numeric<'a> {
 }
 
 const NUMERIC_NEG: u16 = 0x4000;
-/// 10^0 ..= 10^38.
-const POW10: [i128; 39] = {
-    let mut t = [1i128; 39];
-    let mut i = 1;
-    while i < 39 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
+/// 10^0 ..= 10^(N-1) in type T.
+macro_rules! pow10_table {
+    ($t:ty, $n:literal) => {{
+        let mut t: [$t; $n] = [1; $n];
+        let mut i = 1;
+        while i < $n {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    }};
+}
+const POW10_I128: [i128; 39] = pow10_table!(i128, 39);
+const POW10_I64: [i64; 19] = pow10_table!(i64, 19);
 const POW10_U16: [u16; 4] = [1, 10, 100, 1000];
-const POW10_I64: [i64; 19] = {
-    let mut t = [1i64; 19];
-    let mut i = 1;
-    while i < 19 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
+
+/// The integer a scaled numeric is summed in: i64 for DECIMALs of up to 18 digits, i128 above
+/// (a checked 128-bit multiply is a library call, and every numeric value goes through here).
+trait ScaledInt: Copy + Ord + From<u16> + std::ops::Neg<Output = Self> + 'static {
+    /// 10^0 ..= the largest power of ten the type holds.
+    const POW10: &'static [Self];
+    fn mul(self, o: Self) -> Option<Self>;
+    fn add(self, o: Self) -> Option<Self>;
+}
+
+macro_rules! scaled_int {
+    ($t:ty, $table:ident) => {
+        impl ScaledInt for $t {
+            const POW10: &'static [$t] = &$table;
+            fn mul(self, o: Self) -> Option<Self> {
+                self.checked_mul(o)
+            }
+            fn add(self, o: Self) -> Option<Self> {
+                self.checked_add(o)
+            }
+        }
+    };
+}
+scaled_int!(i64, POW10_I64);
+scaled_int!(i128, POW10_I128);
 
 const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PINF: u16 = 0xD000;
@@ -206,18 +226,18 @@ impl<'a> Numeric<'a> {
             return None;
         }
         if width <= 18 {
-            return self.to_scaled_i64(width, scale).map(i128::from);
+            return self.scaled::<i64>(width, scale).map(i128::from);
         }
-        self.to_scaled_i128(width, scale)
+        self.scaled::<i128>(width, scale)
     }
 
-    fn to_scaled_i128(&self, width: u8, scale: u8) -> Option<i128> {
+    /// [`Numeric::to_scaled`], summed in `T` (which must hold 10^width).
+    fn scaled<T: ScaledInt>(&self, width: u8, scale: u8) -> Option<T> {
         // value * 10^scale = sum of digit_i * 10^(4 * (weight - i) + scale): each
         // base-10000 group is placed at its own power of ten, so no intermediate
         // value is wider than the result (a 38-digit DECIMAL fits i128). Powers come
-        // from a table and the groups' own arithmetic stays in 64 bits: this runs once
-        // per value of every numeric column.
-        let mut acc: i128 = 0;
+        // from a table: this runs once per value of every numeric column.
+        let mut acc = T::from(0);
         for i in 0..self.ndigits() {
             let d = self.digit(i);
             if d == 0 {
@@ -225,50 +245,20 @@ impl<'a> Numeric<'a> {
             }
             let e = 4 * (i32::from(self.weight) - i as i32) + i32::from(scale);
             let term = if e >= 0 {
-                i128::from(d).checked_mul(*POW10.get(e as usize)?)?
+                T::from(d).mul(*T::POW10.get(e as usize)?)?
             } else if e > -4 {
                 // Only the group's trailing zeros may fall beyond the scale.
                 let div = POW10_U16[(-e) as usize];
                 if !d.is_multiple_of(div) {
                     return None;
                 }
-                i128::from(d / div)
+                T::from(d / div)
             } else {
                 return None;
             };
-            acc = acc.checked_add(term)?;
+            acc = acc.add(term)?;
         }
-        if acc >= POW10[usize::from(width)] {
-            return None;
-        }
-        Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
-    }
-
-    /// [`Numeric::to_scaled`] for DECIMALs of up to 18 digits (BIGINT storage or less), in
-    /// 64-bit arithmetic: a 128-bit checked multiply is a library call, and the payments'
-    /// `numeric(5,2)` is decoded 10 million times in the bench.
-    fn to_scaled_i64(&self, width: u8, scale: u8) -> Option<i64> {
-        let mut acc: i64 = 0;
-        for i in 0..self.ndigits() {
-            let d = self.digit(i);
-            if d == 0 {
-                continue;
-            }
-            let e = 4 * (i32::from(self.weight) - i as i32) + i32::from(scale);
-            let term = if e >= 0 {
-                i64::from(d).checked_mul(*POW10_I64.get(e as usize)?)?
-            } else if e > -4 {
-                let div = POW10_U16[(-e) as usize];
-                if !d.is_multiple_of(div) {
-                    return None;
-                }
-                i64::from(d / div)
-            } else {
-                return None;
-            };
-            acc = acc.checked_add(term)?;
-        }
-        if acc >= POW10_I64[usize::from(width)] {
+        if acc >= T::POW10[usize::from(width)] {
             return None;
         }
         Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
@@ -438,8 +428,8 @@ mod tests {
             for width in 1..=18u8 {
                 for scale in 0..=width {
                     assert_eq!(
-                        n.to_scaled_i64(width, scale).map(i128::from),
-                        n.to_scaled_i128(width, scale),
+                        n.scaled::<i64>(width, scale).map(i128::from),
+                        n.scaled::<i128>(width, scale),
                         "{} as DECIMAL({width},{scale})",
                         n.to_text()
                     );
