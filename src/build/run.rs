@@ -482,7 +482,8 @@ fn build_steps(
                             .query(&read_sql)
                             .map(|r| count_of(&r))
                             .map_err(|e| e.to_string())?
-                            .unwrap_or(0);
+                            // It decides whether bronze is merged: never guess it.
+                            .ok_or_else(|| format!("counting the rows read from {t}: no count came back"))?;
                         work.query(if read_rows > 0 { &merge_sql } else { &empty_sql })
                             .map_err(|e| e.to_string())?;
                         Ok(Some(read_rows))
