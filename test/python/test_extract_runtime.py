@@ -236,6 +236,31 @@ def test_tls_require(con, tls_server):
     assert ssl_of_backend(con, make_dsn(**tls_server, sslmode="prefer")) is True
 
 
+def big_stream_checks(con, dsn: str, rows: int, pause_at: int | None = None) -> tuple:
+    """Reads `rows` numbered md5 rows through pagila_query (~50 bytes each on the wire, so well past the size
+    at which a COPY batches its reads); returns (rows, sum of numbers, rows whose md5 matches their number).
+    With `pause_at`, Postgres stops for 0.3 s at that row, mid-stream."""
+    pause = f"CASE WHEN g = {pause_at} THEN pg_sleep(0.3)::text ELSE '' END" if pause_at else "''"
+    q = f"SELECT g, md5(g::text) || {pause} AS h FROM generate_series(1, {rows}) AS g"
+    return con.execute("SELECT count(*), sum(g), count(*) FILTER (WHERE md5(g::VARCHAR) = h) "
+                       "FROM pagila_query(?, dsn := ?)", [q, dsn]).fetchone()
+
+
+def test_big_stream_arrives_whole(con, pagila_dsn):
+    # 15 MB over TCP, with a pause in the middle: every row arrives, once, intact
+    n = 300_000
+    assert big_stream_checks(con, pagila_dsn, n, pause_at=200_000) == (n, n * (n + 1) // 2, n)
+    # the pooled session is reused afterwards for small reads as before
+    assert con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [pagila_dsn]).fetchone()[0] == 200
+
+
+def test_big_stream_over_tls(con, tls_server):
+    dsn = make_dsn(**tls_server, sslmode="require")
+    n = 300_000
+    assert big_stream_checks(con, dsn, n, pause_at=100_000) == (n, n * (n + 1) // 2, n)
+    assert ssl_of_backend(con, dsn) is True
+
+
 def test_tls_verify_full(con, tls_server, ssl_rootcert):
     parts = dict(tls_server, host="localhost")
     dsn = make_dsn(**parts, sslmode="verify-full", sslrootcert=ssl_rootcert)
