@@ -280,12 +280,15 @@ fn scan_common(
             }
             let block = local.block.as_ref().expect("set above");
             let n = (block.len() - local.pos).min(cap - rows);
-            for i in local.pos..local.pos + n {
-                writer
-                    .write_tuple(&global.targets, block.tuple(i), rows)
-                    .map_err(|m| err(bind.function, format!("{}, {m}", bind.label())))?;
-                rows += 1;
-            }
+            writer
+                .write_tuples(
+                    &global.targets,
+                    block.data(),
+                    &block.spans()[local.pos..local.pos + n],
+                    rows,
+                )
+                .map_err(|m| err(bind.function, format!("{}, {m}", bind.label())))?;
+            rows += n;
             local.pos += n;
         }
     }

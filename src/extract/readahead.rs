@@ -60,10 +60,18 @@ impl Block {
         self.spans.is_empty()
     }
     /// Tuple `i`, its field count included.
-    #[inline]
+    #[cfg(test)]
     pub fn tuple(&self, i: usize) -> &[u8] {
         let (start, end) = self.spans[i];
         &self.data[start as usize..end as usize]
+    }
+    /// The bytes the tuples lie in (with the messages' headers between them).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+    /// Start and end of each tuple in [`Block::data`].
+    pub fn spans(&self) -> &[(u32, u32)] {
+        &self.spans
     }
     fn clear(&mut self) {
         self.data.clear();

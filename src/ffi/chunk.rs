@@ -163,6 +163,29 @@ impl<'a> FlatVector<'a> {
         unsafe { std::ptr::write_unaligned(self.data.cast::<T>().add(row), v) };
     }
 
+    /// Fills rows `row0..row0 + n` in one loop: `value(i)` gives row `row0 + i`, `None`
+    /// for NULL. Stops at the first error. Panics if `T` does not have the vector's
+    /// width or the rows pass its capacity.
+    #[inline]
+    pub fn write_column<T: Plain, E>(
+        &mut self,
+        row0: usize,
+        n: usize,
+        mut value: impl FnMut(usize) -> Result<Option<T>, E>,
+    ) -> Result<(), E> {
+        assert!(row0 + n <= self.capacity && size_of::<T>() == self.width && !self.data.is_null());
+        let base = self.data.cast::<T>();
+        for i in 0..n {
+            match value(i)? {
+                // SAFETY: row0 + i < capacity (checked above), and the buffer holds
+                // `capacity` elements of T's width.
+                Some(v) => unsafe { std::ptr::write_unaligned(base.add(row0 + i), v) },
+                None => self.set_null(row0 + i),
+            }
+        }
+        Ok(())
+    }
+
     /// Stores a string or blob value (DuckDB copies the bytes).
     #[inline]
     pub fn set_bytes(&mut self, row: usize, v: &[u8]) {

@@ -12,11 +12,18 @@ pub struct DecodeError(pub String);
 
 type R<T> = Result<T, DecodeError>;
 
+#[inline]
 fn need(b: &[u8], n: usize, what: &str) -> R<()> {
     if b.len() != n {
-        return Err(DecodeError(format!("{what} value has {} bytes, expected {n}", b.len())));
+        return Err(wrong_length(b.len(), n, what));
     }
     Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_length(len: usize, n: usize, what: &str) -> DecodeError {
+    DecodeError(format!("{what} value has {len} bytes, expected {n}"))
 }
 
 #[inline]
@@ -60,13 +67,17 @@ pub fn timestamp(b: &[u8]) -> R<i64> {
             .checked_add(PG_EPOCH_MICROS)
             // DuckDB's ±infinity are ±i64::MAX; every value between them is a timestamp.
             .filter(|v| *v < i64::MAX && *v > -i64::MAX)
-            .ok_or_else(|| {
-                DecodeError(format!(
-                    "timestamp {} is out of DuckDB's range (it ends at 294247-01-10)",
-                    pg_timestamp_text(t)
-                ))
-            })?,
+            .ok_or_else(|| timestamp_out_of_range(t))?,
     })
+}
+
+#[cold]
+#[inline(never)]
+fn timestamp_out_of_range(t: i64) -> DecodeError {
+    DecodeError(format!(
+        "timestamp {} is out of DuckDB's range (it ends at 294247-01-10)",
+        pg_timestamp_text(t)
+    ))
 }
 
 /// Year, month and day of a day count from 1970-01-01 (proleptic Gregorian;
@@ -191,6 +202,19 @@ const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
 
+/// A numeric value × 10^scale, for a DECIMAL(width, scale) of at most 18 digits (stored
+/// in 16, 32 or 64 bits); the error names a value that does not fit exactly.
+#[inline]
+pub fn decimal_i64(b: &[u8], width: u8, scale: u8) -> R<i64> {
+    debug_assert!(width <= 18);
+    let n = Numeric::parse(b)?;
+    if matches!(n.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
+        return Err(n.does_not_fit(width, scale));
+    }
+    n.scaled::<i64>(width, scale)
+        .ok_or_else(|| n.does_not_fit(width, scale))
+}
+
 impl<'a> Numeric<'a> {
     pub fn parse(b: &'a [u8]) -> R<Numeric<'a>> {
         if b.len() < 8 {
@@ -262,6 +286,16 @@ impl<'a> Numeric<'a> {
             return None;
         }
         Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
+    }
+
+    /// The error for a value that is not exactly a DECIMAL(width, scale).
+    #[cold]
+    #[inline(never)]
+    pub fn does_not_fit(&self, width: u8, scale: u8) -> DecodeError {
+        DecodeError(format!(
+            "numeric value {} does not fit DECIMAL({width},{scale}) exactly",
+            self.to_text()
+        ))
     }
 
     /// Postgres' text form, for messages.
@@ -423,6 +457,7 @@ mod tests {
             numeric(&[1, 5], 0, 0, 4),
             numeric(&[3, 1415, 9265], 0, 0, 8),
         ];
+        assert!(decimal_i64(&numeric(&[], 0, NUMERIC_NAN, 0), 5, 2).is_err());
         for b in &cases {
             let n = Numeric::parse(b).unwrap();
             for width in 1..=18u8 {
@@ -433,6 +468,18 @@ mod tests {
                         "{} as DECIMAL({width},{scale})",
                         n.to_text()
                     );
+                    // The column writer's entry point: the same value, or the error naming it.
+                    match (decimal_i64(b, width, scale), n.to_scaled(width, scale)) {
+                        (Ok(x), Some(y)) => assert_eq!(i128::from(x), y),
+                        (Err(e), None) => assert_eq!(
+                            e.0,
+                            format!(
+                                "numeric value {} does not fit DECIMAL({width},{scale}) exactly",
+                                n.to_text()
+                            )
+                        ),
+                        (x, y) => panic!("{} as DECIMAL({width},{scale}): {x:?} against {y:?}", n.to_text()),
+                    }
                 }
             }
         }

@@ -875,10 +875,11 @@ impl CopyOut {
             if buf.len() - p < total {
                 break;
             }
-            let payload = &buf[p + 5..p + total];
-            // A whole tuple and nothing else; 2 bytes is the trailer (or an empty tuple,
-            // which next_tuple sorts out).
-            if payload.len() == 2 || unit_len(payload, false) != Some(payload.len()) {
+            // "Messages sent from the backend will always correspond to single data rows"
+            // (the protocol's CopyData), so the payload is one tuple; the decoder checks
+            // that its fields fill it exactly. 2 bytes is the trailer (or a tuple of no
+            // columns, which next_tuple sorts out).
+            if total - 5 == 2 {
                 break;
             }
             spans.push(((base + p + 5) as u32, (base + p + total) as u32));
