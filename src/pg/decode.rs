@@ -204,15 +204,54 @@ const NUMERIC_NINF: u16 = 0xF000;
 
 /// A numeric value × 10^scale, for a DECIMAL(width, scale) of at most 18 digits (stored
 /// in 16, 32 or 64 bits); the error names a value that does not fit exactly.
+///
+/// The same sum as [`Numeric::to_scaled`], written for the column writer's loop: no
+/// intermediate struct, and the trailing digits beyond the scale divided by constants.
 #[inline]
 pub fn decimal_i64(b: &[u8], width: u8, scale: u8) -> R<i64> {
     debug_assert!(width <= 18);
-    let n = Numeric::parse(b)?;
-    if matches!(n.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
-        return Err(n.does_not_fit(width, scale));
+    if b.len() < 8 {
+        return Err(decimal_error(b, width, scale));
     }
-    n.scaled::<i64>(width, scale)
-        .ok_or_else(|| n.does_not_fit(width, scale))
+    let ndigits = usize::from(u16::from_be_bytes([b[0], b[1]]));
+    let weight = i32::from(i16::from_be_bytes([b[2], b[3]]));
+    let sign = u16::from_be_bytes([b[4], b[5]]);
+    if b.len() != 8 + 2 * ndigits || (sign != 0 && sign != NUMERIC_NEG) {
+        return Err(decimal_error(b, width, scale));
+    }
+    let mut acc: i64 = 0;
+    // The power of ten of the first base-10000 digit, scaled.
+    let mut e = 4 * weight + i32::from(scale);
+    for d in b[8..].chunks_exact(2) {
+        let d = i64::from(u16::from_be_bytes([d[0], d[1]]));
+        let term = match e {
+            _ if d == 0 => Some(0),
+            0..=18 => d.checked_mul(POW10_I64[e as usize]),
+            // Only the digit's trailing zeros may fall beyond the scale.
+            -1 => (d % 10 == 0).then_some(d / 10),
+            -2 => (d % 100 == 0).then_some(d / 100),
+            -3 => (d % 1000 == 0).then_some(d / 1000),
+            _ => None,
+        };
+        match term.and_then(|t| acc.checked_add(t)) {
+            Some(a) => acc = a,
+            None => return Err(decimal_error(b, width, scale)),
+        }
+        e -= 4;
+    }
+    if acc >= POW10_I64[usize::from(width)] {
+        return Err(decimal_error(b, width, scale));
+    }
+    Ok(if sign == NUMERIC_NEG { -acc } else { acc })
+}
+
+#[cold]
+#[inline(never)]
+fn decimal_error(b: &[u8], width: u8, scale: u8) -> DecodeError {
+    match Numeric::parse(b) {
+        Ok(n) => n.does_not_fit(width, scale),
+        Err(e) => e,
+    }
 }
 
 impl<'a> Numeric<'a> {
@@ -458,6 +497,11 @@ mod tests {
             numeric(&[3, 1415, 9265], 0, 0, 8),
         ];
         assert!(decimal_i64(&numeric(&[], 0, NUMERIC_NAN, 0), 5, 2).is_err());
+        assert_eq!(decimal_i64(&[0, 1], 5, 2).unwrap_err().0, "numeric value is truncated");
+        assert_eq!(
+            decimal_i64(&numeric(&[1], 0, 0, 0)[..9], 5, 2).unwrap_err().0,
+            "numeric value has a bad length"
+        );
         for b in &cases {
             let n = Numeric::parse(b).unwrap();
             for width in 1..=18u8 {
