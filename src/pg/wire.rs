@@ -500,18 +500,55 @@ impl Connection {
             }
         }
         while self.end - self.pos < n {
-            let got = match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(got) => got,
-                // Batched reads: the timeout only ends a wait for a full batch.
-                Err(e) if self.batching && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if got == 0 {
-                return Err(PgError::Io("server closed the connection unexpectedly".into()));
-            }
-            self.end += got;
+            self.read_some()?;
         }
         Ok(())
+    }
+
+    /// One read from the socket into the buffer after `end`, which must have room.
+    fn read_some(&mut self) -> Result<(), PgError> {
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(PgError::Io("server closed the connection unexpectedly".into())),
+                Ok(got) => {
+                    self.end += got;
+                    return Ok(());
+                }
+                // Batched reads: the timeout only ends a wait for a full batch.
+                Err(e) if self.batching && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads once more into the read buffer's free space, leaving what it holds where it is;
+    /// false, without reading, when less than `min` bytes are free.
+    pub fn read_into_free(&mut self, min: usize) -> Result<bool, PgError> {
+        if self.buf.len() - self.end < min.max(1) {
+            return Ok(false);
+        }
+        self.read_some()?;
+        Ok(true)
+    }
+
+    /// Makes `fresh` the read buffer (grown to at least `size` bytes), carrying over the bytes
+    /// not consumed yet, and returns the old buffer: whatever lay before its read position is
+    /// still where it was (see [`CopyOut::take_in_place`]).
+    pub fn swap_read_buffer(&mut self, mut fresh: Vec<u8>, size: usize) -> Vec<u8> {
+        let tail = self.end - self.pos;
+        let size = size.max(2 * tail);
+        if fresh.len() < size {
+            if fresh.capacity() < size {
+                // Zeroed by the allocator, so untouched pages cost no memory.
+                fresh = vec![0; size];
+            } else {
+                fresh.resize(size, 0);
+            }
+        }
+        fresh[..tail].copy_from_slice(&self.buf[self.pos..self.end]);
+        self.pos = 0;
+        self.end = tail;
+        std::mem::replace(&mut self.buf, fresh)
     }
 
     /// After an ErrorResponse: consume until ReadyForQuery (or the connection ends).
@@ -748,8 +785,20 @@ pub struct CopyOut {
     pending_used: usize,
     header_done: bool,
     done: bool,
-    /// Bytes taken through [`CopyOut::take_buffered`] so far.
+    /// Bytes taken through [`CopyOut::take_in_place`] so far.
     streamed: usize,
+}
+
+/// What [`CopyOut::take_in_place`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// One or more whole tuples.
+    Tuples,
+    /// Not one: the next message is not all in the buffer yet.
+    NeedBytes,
+    /// Not one: what comes next is for [`CopyOut::next_tuple`] (the header, the trailer,
+    /// another message, a tuple split across messages).
+    Other,
 }
 
 /// Length of the unit at the start of `b` (header or tuple), if complete.
@@ -848,51 +897,46 @@ impl CopyOut {
         }
     }
 
-    /// Appends to `out` the tuples the connection has already buffered, as long as each comes
-    /// in a CopyData message of its own (what Postgres sends): at most `max`, one copy for the
-    /// whole run of messages, their headers included. `spans` gets each tuple's range in `out`.
-    /// Returns how many; 0 when the next tuple needs [`CopyOut::next_tuple`] (more bytes from
-    /// the socket, a tuple split across messages, the trailer, any other message).
-    pub fn take_buffered(
-        &mut self,
-        conn: &mut Connection,
-        out: &mut Vec<u8>,
-        spans: &mut Vec<(u32, u32)>,
-        max: usize,
-    ) -> usize {
+    /// Records in `spans` where the whole tuples the connection has buffered lie in its read
+    /// buffer, and consumes them; the buffer must then not move until those tuples are used
+    /// (until [`Connection::swap_read_buffer`] hands it over).
+    pub fn take_in_place(&mut self, conn: &mut Connection, spans: &mut Vec<(u32, u32)>) -> Taken {
         if self.done || !self.header_done || !self.cur.is_empty() || !self.pending.is_empty() {
-            return 0;
+            return Taken::Other;
         }
-        let buf = &conn.buf[conn.pos..conn.end];
-        let base = out.len();
+        let base = conn.pos;
+        let buf = &conn.buf[base..conn.end];
         let (mut p, mut n) = (0usize, 0usize);
-        while n < max && buf.len() - p >= 5 && buf[p] == b'd' {
+        let next = loop {
+            if buf.len() - p < 5 {
+                break Taken::NeedBytes;
+            }
             let len = be_i32(&buf[p + 1..p + 5]);
-            if len < 4 {
-                break;
+            // 2 bytes is the trailer (or a tuple of no columns, which next_tuple sorts out).
+            if buf[p] != b'd' || len < 4 || len == 4 + 2 {
+                break Taken::Other;
             }
             let total = 1 + len as usize;
             if buf.len() - p < total {
-                break;
+                break Taken::NeedBytes;
             }
             // "Messages sent from the backend will always correspond to single data rows"
             // (the protocol's CopyData), so the payload is one tuple; the decoder checks
-            // that its fields fill it exactly. 2 bytes is the trailer (or a tuple of no
-            // columns, which next_tuple sorts out).
-            if total - 5 == 2 {
-                break;
-            }
+            // that its fields fill it exactly.
             spans.push(((base + p + 5) as u32, (base + p + total) as u32));
             p += total;
             n += 1;
-        }
-        out.extend_from_slice(&buf[..p]);
+        };
         conn.pos += p;
         self.streamed += p;
         if self.streamed >= BATCH_AFTER {
             conn.batch_reads(true);
         }
-        n
+        if n > 0 {
+            Taken::Tuples
+        } else {
+            next
+        }
     }
 
     fn header_ok(h: &[u8]) -> Result<(), PgError> {
