@@ -254,6 +254,20 @@ def test_big_stream_arrives_whole(con, pagila_dsn):
     assert con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [pagila_dsn]).fetchone()[0] == 200
 
 
+def test_rows_wider_than_the_read_buffer(con, pagila_dsn):
+    # every 500th row carries 1.5 MB, three times the read buffer a block is taken from, between
+    # ordinary rows: each arrives whole and in its column
+    n, wide = 20_000, 1_500_000
+    q = (f"SELECT g, CASE WHEN g % 500 = 0 THEN repeat(chr(65 + g % 26), {wide}) ELSE md5(g::text) END AS h "
+         f"FROM generate_series(1, {n}) AS g")
+    got = con.execute("SELECT count(*), sum(g), sum(length(h)), "
+                      "count(*) FILTER (WHERE g % 500 = 0 AND length(h) = ? AND replace(h, chr(65 + g % 26), '') = ''), "
+                      "count(*) FILTER (WHERE g % 500 <> 0 AND h = md5(g::VARCHAR)) "
+                      "FROM pagila_query(?, dsn := ?)", [wide, q, pagila_dsn]).fetchone()
+    n_wide = n // 500
+    assert got == (n, n * (n + 1) // 2, n_wide * wide + (n - n_wide) * 32, n_wide, n - n_wide)
+
+
 def test_big_stream_over_tls(con, tls_server):
     dsn = make_dsn(**tls_server, sslmode="require")
     n = 300_000
