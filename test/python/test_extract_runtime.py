@@ -252,6 +252,12 @@ def test_big_stream_arrives_whole(con, pagila_dsn):
     assert big_stream_checks(con, pagila_dsn, n, pause_at=200_000) == (n, n * (n + 1) // 2, n)
     # the pooled session is reused afterwards for small reads as before
     assert con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [pagila_dsn]).fetchone()[0] == 200
+    # an error 10 MB into a stream is Postgres' own, and the sessions read on afterwards
+    q = f"SELECT g, md5(g::text) AS h, 1 / (g - 200000) AS boom FROM generate_series(1, {n}) AS g"
+    with pytest.raises(duckdb.Error, match="division by zero"):
+        con.execute("SELECT count(*), sum(boom) FROM pagila_query(?, dsn := ?)", [q, pagila_dsn]).fetchall()
+    assert con.execute("SELECT count(*) FROM pagila_extract('actor', dsn := ?)", [pagila_dsn]).fetchone()[0] == 200
+    assert big_stream_checks(con, pagila_dsn, n) == (n, n * (n + 1) // 2, n)
 
 
 def test_rows_wider_than_the_read_buffer(con, pagila_dsn):
