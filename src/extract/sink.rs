@@ -113,18 +113,17 @@ fn write_value(w: &Writer, vec: &mut FlatVector<'_>, row: usize, v: &[u8]) -> Re
         Writer::Int8 => vec.set::<i64>(row, decode::i64_be(v)?),
         Writer::Float4 => vec.set::<f32>(row, f32::from_bits(decode::i32_be(v)? as u32)),
         Writer::Float8 => vec.set::<f64>(row, f64::from_bits(decode::i64_be(v)? as u64)),
-        Writer::Decimal { width, scale, storage } => {
-            let n = Numeric::parse(v)?;
-            let x = n
-                .to_scaled(*width, *scale)
-                .ok_or_else(|| n.does_not_fit(*width, *scale))?;
-            match storage {
-                DecimalStorage::I16 => vec.set::<i16>(row, x as i16),
-                DecimalStorage::I32 => vec.set::<i32>(row, x as i32),
-                DecimalStorage::I64 => vec.set::<i64>(row, x as i64),
-                DecimalStorage::I128 => vec.set::<[u64; 2]>(row, [x as u64, (x >> 64) as u64]),
+        // The value has at most `width` digits, so it fits the storage.
+        &Writer::Decimal { width, scale, storage } => match storage {
+            DecimalStorage::I16 => vec.set::<i16>(row, decode::decimal_i64(v, width, scale)? as i16),
+            DecimalStorage::I32 => vec.set::<i32>(row, decode::decimal_i64(v, width, scale)? as i32),
+            DecimalStorage::I64 => vec.set::<i64>(row, decode::decimal_i64(v, width, scale)?),
+            DecimalStorage::I128 => {
+                let n = Numeric::parse(v)?;
+                let x = n.to_scaled(width, scale).ok_or_else(|| n.does_not_fit(width, scale))?;
+                vec.set::<[u64; 2]>(row, [x as u64, (x >> 64) as u64])
             }
-        }
+        },
         Writer::Date => vec.set::<i32>(row, decode::date(v)?),
         Writer::Time => vec.set::<i64>(row, decode::i64_be(v)?),
         Writer::Timestamp => vec.set::<i64>(row, decode::timestamp(v)?),

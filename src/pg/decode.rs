@@ -173,31 +173,6 @@ const POW10_I128: [i128; 39] = pow10_table!(i128, 39);
 const POW10_I64: [i64; 19] = pow10_table!(i64, 19);
 const POW10_U16: [u16; 4] = [1, 10, 100, 1000];
 
-/// The integer a scaled numeric is summed in: i64 for DECIMALs of up to 18 digits, i128 above
-/// (a checked 128-bit multiply is a library call, and every numeric value goes through here).
-trait ScaledInt: Copy + Ord + From<u16> + std::ops::Neg<Output = Self> + 'static {
-    /// 10^0 ..= the largest power of ten the type holds.
-    const POW10: &'static [Self];
-    fn mul(self, o: Self) -> Option<Self>;
-    fn add(self, o: Self) -> Option<Self>;
-}
-
-macro_rules! scaled_int {
-    ($t:ty, $table:ident) => {
-        impl ScaledInt for $t {
-            const POW10: &'static [$t] = &$table;
-            fn mul(self, o: Self) -> Option<Self> {
-                self.checked_mul(o)
-            }
-            fn add(self, o: Self) -> Option<Self> {
-                self.checked_add(o)
-            }
-        }
-    };
-}
-scaled_int!(i64, POW10_I64);
-scaled_int!(i128, POW10_I128);
-
 const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
@@ -284,23 +259,17 @@ impl<'a> Numeric<'a> {
 
     /// The value scaled by 10^scale as an integer, if it is exact and has at most
     /// `width` digits; otherwise None.
+    ///
+    /// Summed in i128, for DECIMALs of any width; those of up to 18 digits are decoded by
+    /// [`decimal_i64`] instead (a checked 128-bit multiply is a library call).
     pub fn to_scaled(&self, width: u8, scale: u8) -> Option<i128> {
         if matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) || width > 38 {
             return None;
         }
-        if width <= 18 {
-            return self.scaled::<i64>(width, scale).map(i128::from);
-        }
-        self.scaled::<i128>(width, scale)
-    }
-
-    /// [`Numeric::to_scaled`], summed in `T` (which must hold 10^width).
-    fn scaled<T: ScaledInt>(&self, width: u8, scale: u8) -> Option<T> {
         // value * 10^scale = sum of digit_i * 10^(4 * (weight - i) + scale): each
         // base-10000 group is placed at its own power of ten, so no intermediate
-        // value is wider than the result (a 38-digit DECIMAL fits i128). Powers come
-        // from a table: this runs once per value of every numeric column.
-        let mut acc = T::from(0);
+        // value is wider than the result (a 38-digit DECIMAL fits i128).
+        let mut acc: i128 = 0;
         for i in 0..self.ndigits() {
             let d = self.digit(i);
             if d == 0 {
@@ -308,20 +277,20 @@ impl<'a> Numeric<'a> {
             }
             let e = 4 * (i32::from(self.weight) - i as i32) + i32::from(scale);
             let term = if e >= 0 {
-                T::from(d).mul(*T::POW10.get(e as usize)?)?
+                i128::from(d).checked_mul(*POW10_I128.get(e as usize)?)?
             } else if e > -4 {
                 // Only the group's trailing zeros may fall beyond the scale.
                 let div = POW10_U16[(-e) as usize];
                 if !d.is_multiple_of(div) {
                     return None;
                 }
-                T::from(d / div)
+                i128::from(d / div)
             } else {
                 return None;
             };
-            acc = acc.add(term)?;
+            acc = acc.checked_add(term)?;
         }
-        if acc >= T::POW10[usize::from(width)] {
+        if acc >= POW10_I128[usize::from(width)] {
             return None;
         }
         Some(if self.sign == NUMERIC_NEG { -acc } else { acc })
@@ -485,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn numerics_in_64_bits_match_128() {
+    fn decimals_in_64_bits_match_128() {
         let cases: Vec<Vec<u8>> = vec![
             numeric(&[12, 3456, 7000], 1, 0, 4),
             numeric(&[99], -1, 0x4000, 2),
@@ -506,13 +475,7 @@ mod tests {
             let n = Numeric::parse(b).unwrap();
             for width in 1..=18u8 {
                 for scale in 0..=width {
-                    assert_eq!(
-                        n.scaled::<i64>(width, scale).map(i128::from),
-                        n.scaled::<i128>(width, scale),
-                        "{} as DECIMAL({width},{scale})",
-                        n.to_text()
-                    );
-                    // The column writer's entry point: the same value, or the error naming it.
+                    // The 64-bit path: the same value as the 128-bit one, or the error naming it.
                     match (decimal_i64(b, width, scale), n.to_scaled(width, scale)) {
                         (Ok(x), Some(y)) => assert_eq!(i128::from(x), y),
                         (Err(e), None) => assert_eq!(
