@@ -200,7 +200,32 @@ impl<'a> ChunkWriter<'a> {
 
     /// Decodes the tuples at `spans` of `data` into output rows `row0..`. The error names
     /// the column.
+    ///
+    /// Tuples go in batches of about L1_BATCH bytes: each column's loop reads every
+    /// tuple of its batch again, and a batch that fits the core's first-level cache
+    /// reads it from there rather than from the second level.
     pub fn write_tuples(
+        &mut self,
+        targets: &[Target],
+        data: &[u8],
+        spans: &[(u32, u32)],
+        row0: usize,
+    ) -> Result<(), String> {
+        const L1_BATCH: u32 = 16 * 1024;
+        let mut first = 0;
+        while first < spans.len() {
+            let limit = spans[first].0.saturating_add(L1_BATCH);
+            let mut end = first + 1;
+            while end < spans.len() && spans[end].1 <= limit {
+                end += 1;
+            }
+            self.write_batch(targets, data, &spans[first..end], row0 + first)?;
+            first = end;
+        }
+        Ok(())
+    }
+
+    fn write_batch(
         &mut self,
         targets: &[Target],
         data: &[u8],
@@ -209,10 +234,16 @@ impl<'a> ChunkWriter<'a> {
     ) -> Result<(), String> {
         let cols = targets.len();
         let n = spans.len();
+        // Sized up front and filled a tuple's slice at a time: a push per field reloads
+        // the vector's length and capacity (a third of the pass, in profiles).
         self.fields.clear();
-        self.fields.reserve(n * cols);
-        for &(start, end) in spans {
-            locate_fields(&data[..end as usize], start as usize, cols, &mut self.fields)?;
+        self.fields.resize(n * cols, (0, -1));
+        for (i, &(start, end)) in spans.iter().enumerate() {
+            locate_fields(
+                &data[..end as usize],
+                start as usize,
+                &mut self.fields[i * cols..(i + 1) * cols],
+            )?;
         }
         let fields = &self.fields;
         for (c, t) in targets.iter().enumerate() {
@@ -253,10 +284,11 @@ impl<'a> ChunkWriter<'a> {
     }
 }
 
-/// Appends to `fields` where each of the `cols` fields of the tuple at `start` of `data`
-/// lies; `data` ends where the tuple does, and the fields must fill it.
+/// Sets `fields` to where each field of the tuple at `start` of `data` lies (one entry
+/// per column); `data` ends where the tuple does, and the fields must fill it.
 #[inline]
-fn locate_fields(data: &[u8], start: usize, cols: usize, fields: &mut Vec<(u32, i32)>) -> Result<(), String> {
+fn locate_fields(data: &[u8], start: usize, fields: &mut [(u32, i32)]) -> Result<(), String> {
+    let cols = fields.len();
     let truncated = || "tuple is truncated".to_string();
     let head = data.get(start..start + 2).ok_or_else(truncated)?;
     let count = i16::from_be_bytes([head[0], head[1]]) as usize;
@@ -264,11 +296,11 @@ fn locate_fields(data: &[u8], start: usize, cols: usize, fields: &mut Vec<(u32, 
         return Err(format!("COPY row has {count} fields, expected {cols}"));
     }
     let mut p = start + 2;
-    for _ in 0..cols {
+    for field in fields.iter_mut() {
         let b = data.get(p..p + 4).ok_or_else(truncated)?;
         let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         p += 4;
-        fields.push((p as u32, len));
+        *field = (p as u32, len);
         if len > 0 {
             p += len as usize;
             if p > data.len() {
@@ -306,9 +338,8 @@ mod tests {
         let mut data = b"ignored".to_vec();
         let start = data.len();
         data.extend(tuple(&[Some(&[0, 0, 0, 7]), None, Some(b""), Some(b"abc")]));
-        let mut f = Vec::new();
-        locate_fields(&data, start, 4, &mut f).unwrap();
-        assert_eq!(f.len(), 4);
+        let mut f = [(0, 0); 4];
+        locate_fields(&data, start, &mut f).unwrap();
         let at = |(off, len): (u32, i32)| (len >= 0).then(|| &data[off as usize..off as usize + len as usize]);
         assert_eq!(at(f[0]), Some(&[0u8, 0, 0, 7][..]));
         assert_eq!(at(f[1]), None);
@@ -319,20 +350,20 @@ mod tests {
     #[test]
     fn malformed_tuples_are_errors() {
         let t = tuple(&[Some(b"ab"), Some(b"c")]);
-        let mut f = Vec::new();
+        let (mut f2, mut f3) = ([(0, 0); 2], [(0, 0); 3]);
         assert_eq!(
-            locate_fields(&t, 0, 3, &mut f).unwrap_err(),
+            locate_fields(&t, 0, &mut f3).unwrap_err(),
             "COPY row has 2 fields, expected 3"
         );
         assert_eq!(
-            locate_fields(&t[..t.len() - 1], 0, 2, &mut f).unwrap_err(),
+            locate_fields(&t[..t.len() - 1], 0, &mut f2).unwrap_err(),
             "tuple is truncated"
         );
-        assert_eq!(locate_fields(&t[..7], 0, 2, &mut f).unwrap_err(), "tuple is truncated");
+        assert_eq!(locate_fields(&t[..7], 0, &mut f2).unwrap_err(), "tuple is truncated");
         let mut long = t.clone();
         long.push(0);
         assert_eq!(
-            locate_fields(&long, 0, 2, &mut f).unwrap_err(),
+            locate_fields(&long, 0, &mut f2).unwrap_err(),
             "COPY row has 1 bytes after its last field"
         );
     }
