@@ -289,27 +289,21 @@ impl<'a> ChunkWriter<'a> {
 #[inline]
 fn locate_fields(data: &[u8], start: usize, fields: &mut [(u32, i32)]) -> Result<(), String> {
     let cols = fields.len();
-    let truncated = || "tuple is truncated".to_string();
-    let head = data.get(start..start + 2).ok_or_else(truncated)?;
+    let head = data
+        .get(start..start + 2)
+        .ok_or_else(|| "tuple is truncated".to_string())?;
     let count = i16::from_be_bytes([head[0], head[1]]) as usize;
     if count != cols {
         return Err(format!("COPY row has {count} fields, expected {cols}"));
     }
-    let mut p = start + 2;
+    let mut walk = Fields::new(data, start + 2);
     for field in fields.iter_mut() {
-        let b = data.get(p..p + 4).ok_or_else(truncated)?;
-        let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        p += 4;
-        *field = (p as u32, len);
-        if len > 0 {
-            p += len as usize;
-            if p > data.len() {
-                return Err(truncated());
-            }
-        }
+        let (at, len) = walk.next_span().map_err(|DecodeError(m)| m)?;
+        *field = (at as u32, len);
     }
-    if p != data.len() {
-        return Err(format!("COPY row has {} bytes after its last field", data.len() - p));
+    let end = walk.position();
+    if end != data.len() {
+        return Err(format!("COPY row has {} bytes after its last field", data.len() - end));
     }
     Ok(())
 }

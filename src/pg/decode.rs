@@ -396,23 +396,36 @@ impl<'a> Fields<'a> {
 
     #[inline]
     pub fn next_field(&mut self) -> R<Option<&'a [u8]>> {
-        let b = self.b;
-        if b.len() < self.p + 4 {
-            return Err(DecodeError("tuple is truncated".into()));
-        }
-        let len = i32::from_be_bytes(b[self.p..self.p + 4].try_into().expect("4"));
-        self.p += 4;
-        if len < 0 {
-            return Ok(None);
-        }
-        let end = self.p + len as usize;
-        if end > b.len() {
-            return Err(DecodeError("tuple is truncated".into()));
-        }
-        let v = &b[self.p..end];
-        self.p = end;
-        Ok(Some(v))
+        let (start, len) = self.next_span()?;
+        Ok((len >= 0).then(|| &self.b[start..start + len as usize]))
     }
+
+    /// Where the next field's bytes start, and its length (negative for NULL).
+    #[inline]
+    pub fn next_span(&mut self) -> R<(usize, i32)> {
+        let b = self.b;
+        let w = b.get(self.p..self.p + 4).ok_or_else(truncated)?;
+        let len = i32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+        self.p += 4;
+        let start = self.p;
+        if len > 0 {
+            self.p += len as usize;
+            if self.p > b.len() {
+                return Err(truncated());
+            }
+        }
+        Ok((start, len))
+    }
+
+    /// Where the next field's length word starts (past the last field: where they end).
+    pub fn position(&self) -> usize {
+        self.p
+    }
+}
+
+#[cold]
+fn truncated() -> DecodeError {
+    DecodeError("tuple is truncated".into())
 }
 
 #[cfg(test)]
