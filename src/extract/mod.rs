@@ -11,6 +11,7 @@ pub mod readahead;
 pub mod sink;
 pub mod snapshot;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use crate::ffi::chunk::OutputChunk;
@@ -60,9 +61,19 @@ pub struct ScanGlobal {
     _exporter: Option<Mutex<Pooled>>,
 }
 
-/// A scan thread's current block and how far it has been written out.
+/// A scan thread: its number, and per connection the blocks it holds (see readahead).
 pub struct ScanLocal {
-    block: Option<Block>,
+    me: usize,
+    held: Vec<Held>,
+    /// Per connection, the tuples of `held` not yet written.
+    held_rows: Vec<usize>,
+}
+
+/// A connection's blocks a scan thread holds, in the order read; the first is written up
+/// to `pos`.
+#[derive(Default)]
+struct Held {
+    blocks: VecDeque<Block>,
     pos: usize,
 }
 
@@ -253,10 +264,16 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
     ))
 }
 
-fn local_common(_bind: &ScanBind, _global: &ScanGlobal) -> Result<ScanLocal, BoxError> {
-    Ok(ScanLocal { block: None, pos: 0 })
+fn local_common(_bind: &ScanBind, global: &ScanGlobal) -> Result<ScanLocal, BoxError> {
+    let connections = global.reader.connections();
+    Ok(ScanLocal {
+        me: global.reader.join(),
+        held: (0..connections).map(|_| Held::default()).collect(),
+        held_rows: vec![0; connections],
+    })
 }
 
+/// Writes one chunk, of one connection's consecutive tuples.
 fn scan_common(
     bind: &ScanBind,
     global: &ScanGlobal,
@@ -264,34 +281,45 @@ fn scan_common(
     out: &mut OutputChunk,
 ) -> Result<(), BoxError> {
     let cap = out.capacity();
+    let (j, blocks) = match global.reader.next(local.me, &local.held_rows, cap)? {
+        Next::Blocks(j, blocks) => (j, blocks),
+        Next::End => {
+            out.set_len(0);
+            return Ok(());
+        }
+    };
+    let held = &mut local.held[j];
+    for b in blocks {
+        local.held_rows[j] += b.len();
+        held.blocks.push_back(b);
+    }
     let mut rows = 0usize;
     {
         let mut writer = ChunkWriter::new(out);
         while rows < cap {
-            if local.block.as_ref().is_none_or(|b| local.pos >= b.len()) {
-                if let Some(done) = local.block.take() {
-                    global.reader.recycle(done);
-                }
-                local.pos = 0;
-                match global.reader.next()? {
-                    Next::Block(b) => local.block = Some(b),
-                    Next::End => break,
-                }
-            }
-            let block = local.block.as_ref().expect("set above");
-            let n = (block.len() - local.pos).min(cap - rows);
+            let Some(block) = held.blocks.front() else {
+                break;
+            };
+            let n = (block.len() - held.pos).min(cap - rows);
             writer
                 .write_tuples(
                     &global.targets,
                     block.data(),
-                    &block.spans()[local.pos..local.pos + n],
+                    &block.spans()[held.pos..held.pos + n],
                     rows,
                 )
                 .map_err(|m| err(bind.function, format!("{}, {m}", bind.label())))?;
             rows += n;
-            local.pos += n;
+            held.pos += n;
+            if held.pos >= block.len() {
+                if let Some(done) = held.blocks.pop_front() {
+                    global.reader.recycle(done);
+                }
+                held.pos = 0;
+            }
         }
     }
+    local.held_rows[j] -= rows;
     out.set_len(rows);
     Ok(())
 }
