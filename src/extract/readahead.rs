@@ -157,19 +157,20 @@ impl Queues {
     /// - A chunk is ready once the thread can fill all of it, without waiting in the
     ///   middle; or with fewer rows when the connection has finished, or its queue is full
     ///   (wide rows) so that the connection never waits on a chunk.
-    /// - Any thread takes from a full queue: its owner is behind (or not running), and the
-    ///   connection must not wait.
-    /// - Of the ready connections, the one whose oldest block was queued first, so none
-    ///   waits on another.
+    /// - Any thread takes from a full queue (its owner is behind, or not running, and the
+    ///   connection must not wait), and what a finished connection left (its owner may
+    ///   have stopped: a LIMIT reached, an error elsewhere in DuckDB's pipeline).
+    /// - Of the ready connections, its own first, then the one whose oldest block was
+    ///   queued first, so none waits on another.
     fn choose(&self, me: usize, threads: usize, held: &[usize], want: usize) -> Choice {
-        let mut best: Option<(u64, usize, usize)> = None;
+        let mut best: Option<((bool, u64), usize, usize)> = None;
         let mut waiting = false;
         for (j, queue) in self.blocks.iter().enumerate() {
             let own = j % threads.max(1) == me;
             let full = queue.len() >= BLOCKS_PER_CONNECTION;
             let mut rows = held[j];
             let mut take = 0;
-            if own || full {
+            if own || full || !self.reading[j] {
                 while rows < want && take < queue.len() {
                     rows += queue[take].1.len();
                     take += 1;
@@ -180,14 +181,13 @@ impl Queues {
             } else {
                 rows > 0
             };
-            // Until every connection has finished and its blocks are taken, a thread waits
-            // (rather than ending, which leaves DuckDB's thread idle, or spinning in a client).
-            waiting |= !ready && (self.reading[j] || !queue.is_empty());
-            let ready = ready.then_some(take);
-            if let Some(take) = ready {
-                let first = queue.front().map_or(u64::MAX, |b| b.0);
-                if best.is_none_or(|b| first < b.0) {
-                    best = Some((first, j, take));
+            // Until every connection has finished, a thread waits (rather than ending, which
+            // leaves DuckDB's thread idle, or spinning in a client).
+            waiting |= !ready && self.reading[j];
+            if ready {
+                let key = (!own, queue.front().map_or(u64::MAX, |b| b.0));
+                if best.is_none_or(|b| key < b.0) {
+                    best = Some((key, j, take));
                 }
             }
         }
@@ -271,15 +271,9 @@ impl ReadAhead {
             match q.choose(me, threads, held, want) {
                 Choice::Take(j, take) => {
                     let blocks: Vec<Block> = q.blocks[j].drain(..take).map(|b| b.1).collect();
-                    // Once every connection has finished, the threads waiting for the
-                    // last blocks to be taken may end.
-                    let last = !q.reading.iter().any(|&r| r);
                     drop(q);
                     if take > 0 {
                         shared.drained.notify_all();
-                        if last {
-                            shared.filled.notify_all();
-                        }
                     }
                     return Ok(Next::Blocks(j, blocks));
                 }
@@ -564,12 +558,17 @@ mod tests {
         // A finished connection's last tuples make a short chunk.
         let q = queues(2, &[(0, 10)], &[false, true]);
         assert_eq!(q.choose(0, 2, &[0, 0], 2048), Choice::Take(0, 1));
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Wait);
-        // Others wait until the last block is taken, then every thread ends.
+        // What a finished connection left goes to any thread (its owner may have stopped).
         let q = queues(2, &[(0, 10)], &[false, false]);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Wait);
+        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(0, 1));
         let q = queues(2, &[], &[false, false]);
         assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::End);
+        // A thread's own connection comes first, even when another's block is older.
+        let q = queues(2, &[(0, 3000), (1, 3000)], &[true, true]);
+        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(1, 1));
+        let full: Vec<(usize, usize)> = (0..BLOCKS_PER_CONNECTION).map(|_| (0, 3000)).collect();
+        let q = queues(2, &full, &[true, true]);
+        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(0, 1));
     }
 
     #[test]
