@@ -65,8 +65,6 @@ pub struct ScanGlobal {
 pub struct ScanLocal {
     me: usize,
     held: Vec<Held>,
-    /// Per connection, the tuples of `held` not yet written.
-    held_rows: Vec<usize>,
 }
 
 /// A connection's blocks a scan thread holds, in the order read; the first is written up
@@ -75,6 +73,13 @@ pub struct ScanLocal {
 struct Held {
     blocks: VecDeque<Block>,
     pos: usize,
+}
+
+impl Held {
+    /// Tuples not yet written.
+    fn rows(&self) -> usize {
+        self.blocks.iter().map(Block::len).sum::<usize>() - self.pos
+    }
 }
 
 fn err(function: &str, e: impl std::fmt::Display) -> BoxError {
@@ -269,7 +274,6 @@ fn local_common(_bind: &ScanBind, global: &ScanGlobal) -> Result<ScanLocal, BoxE
     Ok(ScanLocal {
         me: global.reader.join(),
         held: (0..connections).map(|_| Held::default()).collect(),
-        held_rows: vec![0; connections],
     })
 }
 
@@ -281,7 +285,7 @@ fn scan_common(
     out: &mut OutputChunk,
 ) -> Result<(), BoxError> {
     let cap = out.capacity();
-    let (j, blocks) = match global.reader.next(local.me, &local.held_rows, cap)? {
+    let (j, blocks) = match global.reader.next(local.me, |j| local.held[j].rows(), cap)? {
         Next::Blocks(j, blocks) => (j, blocks),
         Next::End => {
             out.set_len(0);
@@ -289,10 +293,7 @@ fn scan_common(
         }
     };
     let held = &mut local.held[j];
-    for b in blocks {
-        local.held_rows[j] += b.len();
-        held.blocks.push_back(b);
-    }
+    held.blocks.extend(blocks);
     let mut rows = 0usize;
     {
         let mut writer = ChunkWriter::new(out);
@@ -319,7 +320,6 @@ fn scan_common(
             }
         }
     }
-    local.held_rows[j] -= rows;
     out.set_len(rows);
     Ok(())
 }

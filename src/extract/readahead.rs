@@ -149,7 +149,7 @@ enum Choice {
 }
 
 impl Queues {
-    /// What scan thread `me` (of `threads`) writes next, holding `held[j]` tuples of
+    /// What scan thread `me` (of `threads`) writes next, holding `held(j)` tuples of
     /// connection `j`, for a chunk of `want` rows.
     ///
     /// - It writes from its own connections (`j % threads == me`) and from what it still
@@ -162,13 +162,13 @@ impl Queues {
     ///   have stopped: a LIMIT reached, an error elsewhere in DuckDB's pipeline).
     /// - Of the ready connections, its own first, then the one whose oldest block was
     ///   queued first, so none waits on another.
-    fn choose(&self, me: usize, threads: usize, held: &[usize], want: usize) -> Choice {
+    fn choose(&self, me: usize, threads: usize, held: &impl Fn(usize) -> usize, want: usize) -> Choice {
         let mut best: Option<((bool, u64), usize, usize)> = None;
         let mut waiting = false;
         for (j, queue) in self.blocks.iter().enumerate() {
             let own = j % threads.max(1) == me;
             let full = queue.len() >= BLOCKS_PER_CONNECTION;
-            let mut rows = held[j];
+            let mut rows = held(j);
             let mut take = 0;
             if own || full || !self.reading[j] {
                 while rows < want && take < queue.len() {
@@ -258,9 +258,9 @@ impl ReadAhead {
         self.workers.len()
     }
 
-    /// What scan thread `me` writes next, holding `held[j]` tuples of connection `j`, for a
+    /// What scan thread `me` writes next, holding `held(j)` tuples of connection `j`, for a
     /// chunk of `want` rows; waits until it can. An error a connection met ends the scan.
-    pub fn next(&self, me: usize, held: &[usize], want: usize) -> Result<Next, String> {
+    pub fn next(&self, me: usize, held: impl Fn(usize) -> usize, want: usize) -> Result<Next, String> {
         let shared = &*self.shared;
         let mut q = lock(&shared.queues)?;
         loop {
@@ -268,7 +268,7 @@ impl ReadAhead {
                 return Err(e.clone());
             }
             let threads = shared.threads.load(Ordering::SeqCst);
-            match q.choose(me, threads, held, want) {
+            match q.choose(me, threads, &held, want) {
                 Choice::Take(j, take) => {
                     let blocks: Vec<Block> = q.blocks[j].drain(..take).map(|b| b.1).collect();
                     drop(q);
@@ -502,6 +502,11 @@ fn hand_over(shared: &Shared, conn: &mut Pooled, block: &mut Block, side: &mut O
 mod tests {
     use super::*;
 
+    /// What a scan thread holds of each of two connections.
+    fn held(rows: [usize; 2]) -> impl Fn(usize) -> usize {
+        move |j| rows[j]
+    }
+
     /// Queues holding blocks of the given tuple counts, queued in the order listed
     /// (connection, tuples).
     fn queues(connections: usize, queued: &[(usize, usize)], reading: &[bool]) -> Queues {
@@ -526,27 +531,27 @@ mod tests {
     #[test]
     fn one_thread_writes_whole_chunks_of_one_connection_oldest_first() {
         let q = queues(2, &[(1, 3000), (0, 3000)], &[true, true]);
-        assert_eq!(q.choose(0, 1, &[0, 0], 2048), Choice::Take(1, 1));
+        assert_eq!(q.choose(0, 1, &held([0, 0]), 2048), Choice::Take(1, 1));
         // 1,000 held and 500 queued of connection 0 do not fill a chunk; connection 1 does.
         let q = queues(2, &[(0, 500), (1, 3000)], &[true, true]);
-        assert_eq!(q.choose(0, 1, &[1000, 0], 2048), Choice::Take(1, 1));
+        assert_eq!(q.choose(0, 1, &held([1000, 0]), 2048), Choice::Take(1, 1));
         // Several blocks make up one chunk.
         let q = queues(2, &[(0, 1000), (0, 1000)], &[true, true]);
-        assert_eq!(q.choose(0, 1, &[100, 0], 2048), Choice::Take(0, 2));
+        assert_eq!(q.choose(0, 1, &held([100, 0]), 2048), Choice::Take(0, 2));
         // Nothing fills a chunk yet: wait rather than mix or cut a chunk short.
         let q = queues(2, &[(0, 500)], &[true, true]);
-        assert_eq!(q.choose(0, 1, &[1000, 0], 2048), Choice::Wait);
+        assert_eq!(q.choose(0, 1, &held([1000, 0]), 2048), Choice::Wait);
     }
 
     #[test]
     fn threads_keep_to_their_own_connections() {
         let q = queues(2, &[(1, 3000)], &[true, true]);
-        assert_eq!(q.choose(0, 2, &[0, 0], 2048), Choice::Wait);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(1, 1));
+        assert_eq!(q.choose(0, 2, &held([0, 0]), 2048), Choice::Wait);
+        assert_eq!(q.choose(1, 2, &held([0, 0]), 2048), Choice::Take(1, 1));
         // A thread with no connection of its own (more threads than connections) waits.
-        assert_eq!(q.choose(2, 3, &[0, 0], 2048), Choice::Wait);
+        assert_eq!(q.choose(2, 3, &held([0, 0]), 2048), Choice::Wait);
         // What a thread holds of a connection no longer its own, it writes.
-        assert_eq!(q.choose(0, 2, &[0, 700], 2048), Choice::Take(1, 0));
+        assert_eq!(q.choose(0, 2, &held([0, 700]), 2048), Choice::Take(1, 0));
     }
 
     #[test]
@@ -554,21 +559,24 @@ mod tests {
         let full: Vec<(usize, usize)> = (0..BLOCKS_PER_CONNECTION).map(|_| (1, 100)).collect();
         let q = queues(2, &full, &[true, true]);
         // Thread 0 does not own connection 1, but its queue is full.
-        assert_eq!(q.choose(0, 2, &[0, 0], 2048), Choice::Take(1, BLOCKS_PER_CONNECTION));
+        assert_eq!(
+            q.choose(0, 2, &held([0, 0]), 2048),
+            Choice::Take(1, BLOCKS_PER_CONNECTION)
+        );
         // A finished connection's last tuples make a short chunk.
         let q = queues(2, &[(0, 10)], &[false, true]);
-        assert_eq!(q.choose(0, 2, &[0, 0], 2048), Choice::Take(0, 1));
+        assert_eq!(q.choose(0, 2, &held([0, 0]), 2048), Choice::Take(0, 1));
         // What a finished connection left goes to any thread (its owner may have stopped).
         let q = queues(2, &[(0, 10)], &[false, false]);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(0, 1));
+        assert_eq!(q.choose(1, 2, &held([0, 0]), 2048), Choice::Take(0, 1));
         let q = queues(2, &[], &[false, false]);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::End);
+        assert_eq!(q.choose(1, 2, &held([0, 0]), 2048), Choice::End);
         // A thread's own connection comes first, even when another's block is older.
         let q = queues(2, &[(0, 3000), (1, 3000)], &[true, true]);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(1, 1));
+        assert_eq!(q.choose(1, 2, &held([0, 0]), 2048), Choice::Take(1, 1));
         let full: Vec<(usize, usize)> = (0..BLOCKS_PER_CONNECTION).map(|_| (0, 3000)).collect();
         let q = queues(2, &full, &[true, true]);
-        assert_eq!(q.choose(1, 2, &[0, 0], 2048), Choice::Take(0, 1));
+        assert_eq!(q.choose(1, 2, &held([0, 0]), 2048), Choice::Take(0, 1));
     }
 
     #[test]
