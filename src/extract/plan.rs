@@ -7,6 +7,10 @@ use crate::pg::catalog::Leaf;
 /// Leaves smaller than this many pages (8 KiB each) are read by one task.
 pub const MIN_PAGES_PER_TASK: u64 = 4096;
 
+/// The smallest of the pieces a big leaf's last ranges are cut into (2 MiB: about 28,000
+/// rentals, a few ms of one connection's stream).
+pub const TAIL_PAGES: u64 = 256;
+
 /// One COPY: a leaf, optionally restricted to pages [from, to).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
@@ -28,9 +32,19 @@ pub fn plan(leaves: &[Leaf], threads: u64, split: bool) -> Vec<Task> {
             Some(p) if split && threads > 1 && p > per_task + per_task / 2 => {
                 let mut from = 0;
                 while from < p {
-                    let to = from + per_task;
+                    let left = p - from;
+                    // The last two ranges' worth is cut into halving pieces, so that the
+                    // connections run out of work within a small piece of each other (with
+                    // equal ranges, one connection read the last alone for up to a range's
+                    // time: 0.13 s of 2.9 on 10M rentals).
+                    let size = if left > 2 * per_task {
+                        per_task
+                    } else {
+                        (left / 2).max(TAIL_PAGES)
+                    };
+                    let to = from + size;
                     // The last range is open-ended: it also covers pages added since we measured.
-                    let last = to + per_task / 2 >= p;
+                    let last = left < 2 * TAIL_PAGES;
                     tasks.push(Task {
                         relation: leaf.qualified.clone(),
                         only: leaf.only,
@@ -129,6 +143,13 @@ mod tests {
             assert_eq!(w[0].1, Some(w[1].0), "ranges must touch");
         }
         assert_eq!(ranges.last().unwrap().1, None);
+        // The end is cut into halving pieces, which come last (biggest first).
+        let sizes: Vec<u64> = t
+            .iter()
+            .map(|t| t.pages.unwrap().1.unwrap_or(100_000) - t.pages.unwrap().0)
+            .collect();
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        assert!(*sizes.last().unwrap() < 2 * TAIL_PAGES, "{sizes:?}");
         let sql = t[0].copy_sql("*", Some("x > 1"));
         assert!(sql.contains("ctid >= '(") && sql.contains("AND (x > 1)"), "{sql}");
     }

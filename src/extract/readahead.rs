@@ -432,16 +432,35 @@ fn run(shared: &Shared, i: usize, first: Option<Pooled>, out: &Outbox) -> Result
         .map_err(Failure::Session)?;
     }
     set_cancel(shared, i, Some(conn.cancel_handle()));
+    let claim = || {
+        let t = shared.next.fetch_add(1, Ordering::SeqCst);
+        job.tasks
+            .get(t)
+            .map(|task| task.copy_sql(&job.select_list, job.filter.as_deref()))
+    };
+    // The task whose COPY is already sent, queued behind the one streaming.
+    let mut queued = false;
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let t = shared.next.fetch_add(1, Ordering::SeqCst);
-        let Some(task) = job.tasks.get(t) else {
-            return Ok(());
+        if !queued {
+            let Some(sql) = claim() else {
+                return Ok(());
+            };
+            conn.send_query(&sql).map_err(Failure::Read)?;
+        }
+        let mut copy = conn.start_copy().map_err(Failure::Read)?;
+        // Queue the next task's COPY now: Postgres starts it the moment this one ends. Asked
+        // for after this one's end, it waited until we had read what the socket buffers held
+        // and sent it: 5 to 16 ms per task on 10M rentals (23 tasks), with the backend idle.
+        queued = match claim() {
+            Some(sql) => {
+                conn.send_query(&sql).map_err(Failure::Read)?;
+                true
+            }
+            None => false,
         };
-        let sql = task.copy_sql(&job.select_list, job.filter.as_deref());
-        let mut copy = conn.copy_out(&sql).map_err(Failure::Read)?;
         // Tuples lying in the connection's read buffer, recorded where they are; handing the
         // block over hands that buffer over, and the connection reads on into a fresh one.
         let mut block = take_block(shared);

@@ -157,8 +157,9 @@ pub struct Connection {
     end: usize,
     out: BytesMut,
     cancel: CancelHandle,
-    /// Set while a query's results are still coming; on drop we cancel it.
-    busy: bool,
+    /// Queries sent whose ReadyForQuery has not been read yet (a COPY with the next one
+    /// queued behind it: two). While any is, the session is busy; on drop we cancel it.
+    in_flight: u32,
     /// Set while a COPY streams with batched reads (see [`Connection::batch_reads`]).
     batching: bool,
     target: String,
@@ -283,7 +284,7 @@ impl Connection {
             end: 0,
             out: BytesMut::with_capacity(1024),
             cancel: CancelHandle { addr, pid: 0, key: 0 },
-            busy: false,
+            in_flight: 0,
             batching: false,
             target,
             server_version_num: 0,
@@ -318,7 +319,15 @@ impl Connection {
 
     /// True while a query's results are still coming.
     pub fn is_busy(&self) -> bool {
-        self.busy
+        self.in_flight > 0
+    }
+
+    /// A ReadyForQuery was read: one query fewer in flight. Batched reads end with the last.
+    fn ready(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight == 0 {
+            self.batch_reads(false);
+        }
     }
 
     pub fn cancel_handle(&self) -> CancelHandle {
@@ -553,7 +562,6 @@ impl Connection {
 
     /// After an ErrorResponse: consume until ReadyForQuery (or the connection ends).
     fn error_then_ready(&mut self, e: ServerError) -> PgError {
-        self.batch_reads(false);
         let fatal = e.severity == "FATAL" || e.severity == "PANIC";
         let err = if e.code == "57014" && e.message.contains("user request") {
             PgError::Cancelled
@@ -565,7 +573,7 @@ impl Connection {
         if !fatal {
             while let Ok((tag, _)) = self.next_message() {
                 if tag == b'Z' {
-                    self.busy = false;
+                    self.ready();
                     break;
                 }
             }
@@ -578,7 +586,7 @@ impl Connection {
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, PgError> {
         frontend::query(sql, &mut self.out)?;
         self.flush_out()?;
-        self.busy = true;
+        self.in_flight += 1;
         let mut rows = Vec::new();
         let mut error = None;
         loop {
@@ -611,7 +619,7 @@ impl Connection {
                     error.get_or_insert(e);
                 }
                 b'Z' => {
-                    self.busy = false;
+                    self.ready();
                     return match error {
                         Some(e) => Err(if e.code == "57014" && e.message.contains("user request") {
                             PgError::Cancelled
@@ -635,7 +643,7 @@ impl Connection {
         frontend::describe(b'S', "", &mut self.out)?;
         frontend::sync(&mut self.out);
         self.flush_out()?;
-        self.busy = true;
+        self.in_flight += 1;
         let mut fields = Vec::new();
         let mut error = None;
         loop {
@@ -666,7 +674,7 @@ impl Connection {
                     error.get_or_insert(e);
                 }
                 b'Z' => {
-                    self.busy = false;
+                    self.ready();
                     return match error {
                         Some(e) => Err(PgError::Server(Box::new(e))),
                         None => Ok(fields),
@@ -680,9 +688,24 @@ impl Connection {
     /// Starts `COPY … TO STDOUT (FORMAT binary)`; rows are then read with
     /// [`CopyOut::next_tuple`].
     pub fn copy_out(&mut self, sql: &str) -> Result<CopyOut, PgError> {
+        self.send_query(sql)?;
+        self.start_copy()
+    }
+
+    /// Sends a query without waiting for its results: Postgres runs it once the queries
+    /// before it are done. A COPY sent while the previous one streams starts the moment that
+    /// one ends, rather than after the client has read what the socket buffers hold and asked
+    /// again. Read its results with [`Connection::start_copy`] once the previous are read.
+    pub fn send_query(&mut self, sql: &str) -> Result<(), PgError> {
         frontend::query(sql, &mut self.out)?;
         self.flush_out()?;
-        self.busy = true;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Reads the start of a COPY sent with [`Connection::send_query`] (every result before it
+    /// read); rows are then read with [`CopyOut::next_tuple`].
+    pub fn start_copy(&mut self) -> Result<CopyOut, PgError> {
         loop {
             let (tag, r) = self.next_message()?;
             match tag {
@@ -713,7 +736,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.busy {
+        if self.in_flight > 0 {
             // A query is still running (an interrupted or failed scan): cancel it
             // so the server stops at once, instead of at its next failed write.
             self.cancel.cancel();
@@ -957,8 +980,7 @@ impl CopyOut {
                 }
                 b'c' | b'C' | b'N' | b'S' => {}
                 b'Z' => {
-                    conn.busy = false;
-                    conn.batch_reads(false);
+                    conn.ready();
                     self.done = true;
                     if !self.pending.is_empty() {
                         return Err(PgError::Protocol("COPY data ended inside a row".into()));
