@@ -789,6 +789,17 @@ def test_parallel_split_of_one_big_table(con, pagila_dsn, admin_dsn, scratch):
             ("x", "numeric(10,3)", "b", "numeric", "N")]
     res = con.execute(gen_checksums.checksum_query(t, cols, "p4", f"dsn := {sql_str(pagila_dsn)}")).fetchone()
     assert res == (4, 0, None), res
+    # Each session sends its next range's COPY while the current one streams. A LIMIT ends the scan with
+    # such COPYs queued: none is left running, no session stays open, and the next read is whole.
+    def left_behind():
+        return pg_exec(admin_dsn, "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = 'pagila_star' "
+                                  "AND query LIKE %s", (f"%{scratch}%big%",))
+    assert wait_for(lambda: not left_behind(), 5), left_behind()
+    got = con.execute(f"SELECT id FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4) LIMIT 10", [pagila_dsn]).fetchall()
+    assert len(got) == 10
+    assert wait_for(lambda: not left_behind(), 5), f"sessions left after a LIMIT: {left_behind()}"
+    assert con.execute(f"SELECT count(*), count(DISTINCT id) FROM pagila_extract({sql_str(t)}, dsn := ?, threads := 4)",
+                       [pagila_dsn]).fetchone() == (1000000, 1000000)
 
 
 def test_populated_materialized_view(con, pagila_dsn, scratch):
