@@ -685,13 +685,6 @@ impl Connection {
         }
     }
 
-    /// Starts `COPY … TO STDOUT (FORMAT binary)`; rows are then read with
-    /// [`CopyOut::next_tuple`].
-    pub fn copy_out(&mut self, sql: &str) -> Result<CopyOut, PgError> {
-        self.send_query(sql)?;
-        self.start_copy()
-    }
-
     /// Sends a query without waiting for its results: Postgres runs it once the queries
     /// before it are done. A COPY sent while the previous one streams starts the moment that
     /// one ends, rather than after the client has read what the socket buffers hold and asked
@@ -703,8 +696,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads the start of a COPY sent with [`Connection::send_query`] (every result before it
-    /// read); rows are then read with [`CopyOut::next_tuple`].
+    /// Reads the start of a `COPY … TO STDOUT (FORMAT binary)` sent with
+    /// [`Connection::send_query`] (every result before it read); rows are then read with
+    /// [`CopyOut::next_tuple`] and [`CopyOut::take_in_place`].
     pub fn start_copy(&mut self) -> Result<CopyOut, PgError> {
         loop {
             let (tag, r) = self.next_message()?;
