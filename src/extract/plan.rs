@@ -21,7 +21,8 @@ pub struct Task {
 }
 
 /// Plans tasks for `leaves` so that `threads` workers stay busy: about four
-/// tasks per worker over the total size, never ranges below MIN_PAGES_PER_TASK.
+/// tasks per worker over the total size, ranges of at least MIN_PAGES_PER_TASK,
+/// except for each split leaf's last pieces (halving, down to TAIL_PAGES).
 /// `split` is false when the server lacks TID range scans (before PG 14).
 pub fn plan(leaves: &[Leaf], threads: u64, split: bool) -> Vec<Task> {
     let total: u64 = leaves.iter().filter_map(|l| l.pages).sum();

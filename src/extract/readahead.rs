@@ -438,7 +438,7 @@ fn run(shared: &Shared, i: usize, first: Option<Pooled>, out: &Outbox) -> Result
             .get(t)
             .map(|task| task.copy_sql(&job.select_list, job.filter.as_deref()))
     };
-    // The task whose COPY is already sent, queued behind the one streaming.
+    // Whether the next task's COPY is already sent, queued behind the one streaming.
     let mut queued = false;
     loop {
         if shared.stop.load(Ordering::SeqCst) {
