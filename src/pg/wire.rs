@@ -584,9 +584,7 @@ impl Connection {
     /// Runs one or more statements with the simple protocol; returns the text
     /// rows of the last result (NULL as None).
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, PgError> {
-        frontend::query(sql, &mut self.out)?;
-        self.flush_out()?;
-        self.in_flight += 1;
+        self.send_query(sql)?;
         let mut rows = Vec::new();
         let mut error = None;
         loop {
@@ -730,7 +728,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.in_flight > 0 {
+        if self.is_busy() {
             // A query is still running (an interrupted or failed scan): cancel it
             // so the server stops at once, instead of at its next failed write.
             self.cancel.cancel();
