@@ -18,6 +18,13 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "",
         "statement_timeout for pagila_* Postgres sessions, e.g. '30s' or '500ms'; empty keeps the server's",
     ),
+    (
+        "pagila_early_writeback",
+        "true",
+        "while pagila_extract runs, ask Linux every 50 ms to start writing the DuckDB database files' dirty \
+         pages to disk (sync_file_range), so that the commit's fsync has little left to wait for; 'false' \
+         turns it off (on hosts without settings: PAGILA_EARLY_WRITEBACK=false)",
+    ),
 ];
 
 /// Registers every setting where the host supports it (DuckDB ≥ 1.5.6). On older

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod readahead;
 pub mod sink;
 pub mod snapshot;
+pub mod writeback;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::ffi::chunk::OutputChunk;
 use crate::ffi::table::{BindInput, Bound, TableFunction};
 use crate::ffi::BoxError;
+use crate::inner::Inner;
 use crate::pg::catalog::{self, Column, Relation};
 use crate::pg::pool::{self, Pooled};
 use crate::pg::PgConfig;
@@ -26,6 +28,7 @@ use params::ScanParams;
 use plan::Task;
 use readahead::{Block, Job, Next, ReadAhead};
 use sink::{ChunkWriter, Target};
+use writeback::Writeback;
 
 /// What is read.
 pub enum Source {
@@ -42,6 +45,8 @@ pub struct ScanBind {
     params: ScanParams,
     /// The describe connection, reused by init.
     conn: Mutex<Option<Pooled>>,
+    /// Where to look up the database files for early writeback; None: it is off.
+    writeback: Option<Arc<Inner>>,
 }
 
 impl ScanBind {
@@ -59,6 +64,7 @@ pub struct ScanGlobal {
     targets: Arc<Vec<Target>>,
     /// Holds the exported snapshot open until the scan ends.
     _exporter: Option<Mutex<Pooled>>,
+    _writeback: Option<Writeback>,
 }
 
 /// A scan thread: its number, and per connection the blocks it holds (see readahead).
@@ -169,6 +175,7 @@ fn bind_common(
             columns,
             params,
             conn: Mutex::new(Some(conn)),
+            writeback: writeback::enabled(input.setting(state, "pagila_early_writeback")).then(|| state.inner.clone()),
         },
         columns: out_cols,
         cardinality: estimate,
@@ -264,6 +271,7 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
             reader: ReadAhead::start(job, connections as usize, first),
             targets: Arc::new(targets),
             _exporter: exporter,
+            _writeback: bind.writeback.clone().and_then(Writeback::start),
         },
         threads,
     ))

@@ -21,7 +21,7 @@ import uuid
 import duckdb
 import pytest
 
-from conftest import REPO
+from conftest import REPO, connect
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -816,3 +816,81 @@ def test_populated_materialized_view(con, pagila_dsn, scratch):
     assert res == (3, 0, None), res
     n = con.execute("SELECT count(*) FROM mv").fetchone()[0]
     assert n > 0 and n == pg_exec(pagila_dsn, f"SELECT count(*) FROM {mv}")[0][0]
+
+
+# ------------------------------------------------------------------------------------------ early writeback
+
+
+def writeback_threads() -> list[str]:
+    """pagila_star's early-writeback threads in this process (Linux keeps a thread name's first 15 bytes)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return [n for n in names if n == "pagila_star-wri"]
+
+
+def has_settings() -> bool:
+    """Whether this DuckDB lets the extension register settings (1.5.6 and later)."""
+    return tuple(int(x) for x in duckdb.__version__.split(".")[:3]) >= (1, 5, 6)
+
+
+@pytest.mark.parametrize("how", ["file", "memory", "off"])
+def test_early_writeback_runs_while_an_extract_writes_a_database_file(extension_path, pagila_dsn, admin_dsn, tmp_path,
+                                                                      monkeypatch, how):
+    """While an extract runs, a thread hands the database files' dirty pages to the kernel (sync_file_range), so
+    that the commit's fsync has little left to wait for. It runs only where there is a database file, stops with
+    the scan, and `SET pagila_early_writeback = false` (PAGILA_EARLY_WRITEBACK=false without settings) turns it off."""
+    if how == "off" and not has_settings():
+        monkeypatch.setenv("PAGILA_EARLY_WRITEBACK", "false")
+    con = connect(extension_path, ":memory:" if how == "memory" else str(tmp_path / "wb.duckdb"))
+    if how == "off" and has_settings():
+        con.execute("SET pagila_early_writeback = false")
+    assert writeback_threads() == [], "a writeback thread was left over from an earlier test"
+    tag = marker()
+    bg = Background(con, f"CREATE TABLE t AS {long_stream_sql(tag, pagila_dsn)}")
+    try:
+        assert wait_for(lambda: [r for r in our_backends(admin_dsn, tag) if r[1] == "active"], 30), \
+            "our COPY never showed up in pg_stat_activity"
+        if how == "file":
+            assert wait_for(writeback_threads, 5), "no writeback thread while the extract streams into a file"
+        else:
+            # in memory the thread finds no file and ends at once; switched off it never starts
+            time.sleep(0.5)
+            assert writeback_threads() == [], f"writeback thread with how={how}"
+        assert bg.ended is None, "the stream ended early"
+    finally:
+        con.interrupt()
+        assert bg.join(10)
+    assert isinstance(bg.error, duckdb.InterruptException), repr(bg.error)
+    # the thread ends with the scan
+    assert wait_for(lambda: not writeback_threads(), 5), "the writeback thread outlived its scan"
+    assert con.execute("SELECT 42").fetchone() == (42,)
+
+
+def test_database_file_stays_locked_after_an_extract(extension_path, pagila_dsn, tmp_path):
+    """DuckDB locks its database file with fcntl, and closing any descriptor of the file drops every such lock the
+    process holds. Early writeback uses DuckDB's own descriptors and never opens or closes one: after extracts into
+    the file, another process is still refused."""
+    path = tmp_path / "locked.duckdb"
+    con = connect(extension_path, str(path))
+    con.execute("CREATE TABLE p AS FROM pagila_extract('payment', dsn := ?)", [pagila_dsn])
+    con.execute("CREATE TABLE r AS FROM pagila_extract('rental', dsn := ?)", [pagila_dsn])
+    assert wait_for(lambda: not writeback_threads(), 5)
+    probe = f"""
+        import duckdb
+        try:
+            duckdb.connect({str(path)!r})
+            print("OPENED")
+        except duckdb.Error as e:
+            print("ERROR", e)
+    """
+    r = run_child(probe, dict(os.environ))
+    assert "Could not set lock on file" in r.stdout, r.stdout + r.stderr
+    assert con.execute("SELECT (SELECT count(*) FROM p) > 0 AND (SELECT count(*) FROM r) > 0").fetchone() == (True,)
+    con.close()
+    # the extension's own connections let go of the file within a second of the user's last close
+    assert wait_for(lambda: "OPENED" in run_child(probe, dict(os.environ)).stdout, 10, 0.2)
