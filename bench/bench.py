@@ -1069,13 +1069,15 @@ def profile(R: Runner, table: str, outdir: Path, stamp: str, settings: list[str]
     stop = threading.Event()
 
     def watch():  # which pids are ours: children of this process, and of our postmaster
-        me = os.getpid()
+        me, postmaster = os.getpid(), R.s.srv.pid
         while not stop.is_set():
             seen_pg.update(R.s.children())
             for p in glob.glob("/proc/[0-9]*/stat"):  # descendants (the child runs under /usr/bin/time)
                 try:
-                    if int(Path(p).read_text().rsplit(")", 1)[1].split()[1]) in seen_child | {me}:
-                        seen_child.add(int(p.split("/")[2]))
+                    pid = int(p.split("/")[2])
+                    # the postmaster is a child of this process too: it and its backends are not the client
+                    if pid != postmaster and int(Path(p).read_text().rsplit(")", 1)[1].split()[1]) in seen_child | {me}:
+                        seen_child.add(pid)
                 except (OSError, ValueError, IndexError):
                     pass
             time.sleep(0.05)
