@@ -24,6 +24,7 @@ The DSN (with the throwaway password) reaches the children through the environme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import glob
 import json
@@ -97,8 +98,8 @@ def _checkpoint(con, spec: dict) -> float | None:
             time.sleep(0.01)
 
 
-def _main_thread() -> tuple[float, int]:
-    """The calling thread's CPU seconds and voluntary context switches (for `spun`)."""
+def _thread_state() -> tuple[float, int]:
+    """The calling thread's CPU seconds and voluntary context switches (-1: unknown)."""
     vcs = -1
     try:
         with open("/proc/thread-self/status") as f:
@@ -108,11 +109,16 @@ def _main_thread() -> tuple[float, int]:
     return time.thread_time(), vcs
 
 
-def _main_delta(before: tuple[float, int], out: dict) -> None:
-    cpu, vcs = _main_thread()
-    out["main_cpu"] = cpu - before[0]
-    if vcs >= 0 and before[1] >= 0:
-        out["main_waits"] = vcs - before[1]
+@contextlib.contextmanager
+def _issuing_thread(out: dict):
+    """Records in `out` what the thread issuing the statement did meanwhile: its CPU (`main_cpu`)
+    and how often it blocked (`main_waits`), for `spun`."""
+    cpu0, vcs0 = _thread_state()
+    yield
+    cpu1, vcs1 = _thread_state()
+    out["main_cpu"] = cpu1 - cpu0
+    if vcs0 >= 0 and vcs1 >= 0:
+        out["main_waits"] = vcs1 - vcs0
 
 
 def child_main(spec: dict) -> dict:
@@ -137,10 +143,8 @@ def child_main(spec: dict) -> dict:
             con.close()
             out["seconds"] = t1 - t0
             return out
-        m0, w0 = _main_thread(), time.perf_counter()
-        con.execute(f"CREATE TABLE t AS FROM {src}")
-        _main_delta(m0, out)
-        out["stmt_seconds"] = time.perf_counter() - w0
+        with _issuing_thread(out):
+            con.execute(f"CREATE TABLE t AS FROM {src}")
         # close() checkpoints for the rivals; with our extension loaded it cannot (its own
         # connections keep the database open), so the same work is asked for here
         out["checkpoint_seconds"] = _checkpoint(con, spec)
@@ -157,10 +161,8 @@ def child_main(spec: dict) -> dict:
             con.execute(s)
         t0 = time.perf_counter()
         con.execute(f"ATTACH {lit(dsn)} AS pg (TYPE postgres, READ_ONLY)")
-        m0, w0 = _main_thread(), time.perf_counter()
-        con.execute(f"CREATE TABLE t AS {spec['select']}")
-        _main_delta(m0, out)
-        out["stmt_seconds"] = time.perf_counter() - w0
+        with _issuing_thread(out):
+            con.execute(f"CREATE TABLE t AS {spec['select']}")
         t1 = time.perf_counter()
         out["rows"] = con.execute("SELECT count(*) FROM t").fetchone()[0]
         t2 = time.perf_counter()
