@@ -6,7 +6,7 @@
 //! a reopen in this process), a watcher thread polls `duckdb_connection_count()`
 //! and disconnects ours once only ours are left.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,19 @@ pub struct Inner {
     /// A build committed at this time: checkpoint once the database is quiet, so
     /// that the file holds the star without its WAL.
     checkpoint_wanted: Mutex<Option<Instant>>,
+    /// Extracts streaming now (see [`Inner::scanning`]).
+    scans: AtomicUsize,
+}
+
+/// Held by a running extract: a user's connection is running it, so the watcher
+/// need not ask DuckDB whether one is left. Its query cost 0.06 to 0.09 CPU-s over a
+/// 10M-row extract on two busy cores, CPU the extract's Postgres backends need.
+pub struct Scanning(Arc<Inner>);
+
+impl Drop for Scanning {
+    fn drop(&mut self) {
+        self.0.scans.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why the extension's connections are unavailable.
@@ -51,6 +64,7 @@ impl Inner {
             log: Mutex::new(Some(log)),
             closed: AtomicBool::new(false),
             checkpoint_wanted: Mutex::new(None),
+            scans: AtomicUsize::new(0),
         });
         let w = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -69,7 +83,17 @@ impl Inner {
         Ok(inner)
     }
 
+    /// Marks an extract as running until the guard drops.
+    pub fn scanning(self: &Arc<Self>) -> Scanning {
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        Scanning(Arc::clone(self))
+    }
+
     fn only_ours_left(&self) -> bool {
+        // A running extract runs on a user's connection.
+        if self.scans.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         // try_lock: a busy log connection means a build is running, so a user is there.
         let Ok(guard) = self.log.try_lock() else { return false };
         let Some(conn) = guard.as_ref() else { return true };

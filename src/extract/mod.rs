@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::ffi::chunk::OutputChunk;
 use crate::ffi::table::{BindInput, Bound, TableFunction};
 use crate::ffi::BoxError;
-use crate::inner::Inner;
+use crate::inner::{Inner, Scanning};
 use crate::pg::catalog::{self, Column, Relation};
 use crate::pg::pool::{self, Pooled};
 use crate::pg::PgConfig;
@@ -45,8 +45,11 @@ pub struct ScanBind {
     params: ScanParams,
     /// The describe connection, reused by init.
     conn: Mutex<Option<Pooled>>,
-    /// Where to look up the database files for early writeback; None: it is off.
-    writeback: Option<Arc<Inner>>,
+    /// The extension's connections: where early writeback looks up the database files,
+    /// and whose watcher a running scan tells that a user's connection is open.
+    inner: Arc<Inner>,
+    /// Early writeback of DuckDB's database files while the scan streams.
+    writeback: bool,
 }
 
 impl ScanBind {
@@ -65,6 +68,7 @@ pub struct ScanGlobal {
     /// Holds the exported snapshot open until the scan ends.
     _exporter: Option<Mutex<Pooled>>,
     _writeback: Option<Writeback>,
+    _scanning: Scanning,
 }
 
 /// A scan thread: its number, and per connection the blocks it holds (see readahead).
@@ -175,7 +179,8 @@ fn bind_common(
             columns,
             params,
             conn: Mutex::new(Some(conn)),
-            writeback: writeback::enabled(input.setting(state, "pagila_early_writeback")).then(|| state.inner.clone()),
+            inner: state.inner.clone(),
+            writeback: writeback::enabled(input.setting(state, "pagila_early_writeback")),
         },
         columns: out_cols,
         cardinality: estimate,
@@ -271,7 +276,8 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
             reader: ReadAhead::start(job, connections as usize, first),
             targets: Arc::new(targets),
             _exporter: exporter,
-            _writeback: bind.writeback.clone().and_then(Writeback::start),
+            _writeback: bind.writeback.then(|| Writeback::start(bind.inner.clone())).flatten(),
+            _scanning: bind.inner.scanning(),
         },
         threads,
     ))
