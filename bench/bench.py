@@ -742,6 +742,29 @@ def spun(r: dict) -> bool:
     return waits is not None and cpu > 0.5 and waits < 10 * cpu
 
 
+def fmt_rounds(sums: list[dict], runs: dict[str, list[dict]]) -> str:
+    """Round by round: each of our runs against the reference floor's run of the same round.
+
+    Every method runs once per round, a few minutes apart at most, so a ratio within a round is
+    less exposed to the machine's drift than the ratio of two medians. On the noisy 2-vCPU machine
+    of 2026-12-07 the floor's own runs moved by up to 60% (bench/RESULTS.md, thirteenth session)."""
+    floors = [s for s in sums if s.get("floor2") and s.get("rows_per_s")]
+    if not floors:
+        return ""
+    ref = max(floors, key=lambda s: s["rows_per_s"])
+    floor_s = [r["seconds"] if r["ok"] else None for r in runs.get(ref["method"], [])]
+    done = [x for x in floor_s if x]
+    if len(done) < 2:
+        return ""
+    lines = ["", f"Round by round: the reference floor took {', '.join(f'{x:.2f}' for x in done)} s "
+                 f"({max(done) / min(done) - 1:.0%} apart); against its run in the same round:"]
+    for name in ("pagila_extract, DuckDB 1.4.4", OURS_REF):
+        pairs = [f / o["seconds"] for f, o in zip(floor_s, runs.get(name, [])) if f and o["ok"]]
+        if pairs:
+            lines.append(f"- {name}: {', '.join(f'{r:.2f}×' for r in pairs)} (median {med(pairs):.2f}×)")
+    return "\n".join(lines) + "\n"
+
+
 def summarize(name: str, runs: list[dict], rows: int) -> dict:
     ok = [r for r in runs if r["ok"]]
     clean = [r for r in ok if not r.get("noisy")]
@@ -1337,7 +1360,8 @@ def main() -> int:
                     s["floor2"] = m.floor2
                     sums.append(s)
                 raw["tables"][table] = {"info": info, "summary": sums, "runs": runs, "store_only": store}
-                text = fmt_table(table, info, sums) + fmt_floor(table, sums, store, os.cpu_count())
+                text = (fmt_table(table, info, sums) + fmt_rounds(sums, runs)
+                        + fmt_floor(table, sums, store, os.cpu_count()))
                 md.append(text)
                 print("\n" + text, flush=True)
                 _write(md, raw, stamp)
@@ -1607,7 +1631,7 @@ def report_from_json(path: Path) -> str:
                 n = summarize(s["method"], t["runs"][s["method"]], t["info"]["rows"])
                 n["floor2"] = s.get("floor2")
                 sums.append(n)
-            out.append(fmt_table(table, t["info"], sums)
+            out.append(fmt_table(table, t["info"], sums) + fmt_rounds(sums, t["runs"])
                        + fmt_floor(table, sums, t.get("store_only", []), raw.get("cpus") or os.cpu_count()))
     if raw.get("build"):
         out.append("\n## Build: CALL pagila_build_star() vs the bare extraction of its 15 source tables\n")
