@@ -674,9 +674,8 @@ def methods_for(table: str, info: dict, R: Runner, a) -> list[Method]:
     py200 = VENV_200 / "bin" / "python"
     ours = {"kind": "ours", "ext": str(EXT), "table": table}
     ours_pio = dict(ours, settings=[PIO_OFF])
-    M.append(Method("pagila_extract, DuckDB 1.4.4", lambda: R.child(py144, ours, DB_BIG)))
-    M.append(Method("pagila_extract, DuckDB 1.4.4, preserve_insertion_order=false",
-                    lambda: R.child(py144, ours_pio, DB_BIG)))
+    M.append(Method(OURS_DEFAULTS, lambda: R.child(py144, ours, DB_BIG)))
+    M.append(Method(OURS_REF, lambda: R.child(py144, ours_pio, DB_BIG)))
     if py200.exists():
         M.append(Method("pagila_extract, DuckDB 2.0.0", lambda: R.child(py200, ours, DB_BIG)))
         M.append(Method("pagila_extract, DuckDB 2.0.0, preserve_insertion_order=false",
@@ -742,23 +741,32 @@ def spun(r: dict) -> bool:
     return waits is not None and cpu > 0.5 and waits < 10 * cpu
 
 
+def two_stream_floors(sums: list[dict]) -> list[dict]:
+    """The two-stream psql floors that finished."""
+    return [s for s in sums if s.get("floor2") and s.get("rows_per_s")]
+
+
+def reference_floor(sums: list[dict]) -> dict | None:
+    """The fastest two-stream floor: the most the server produced with both cores."""
+    return max(two_stream_floors(sums), key=lambda s: s["rows_per_s"], default=None)
+
+
 def fmt_rounds(sums: list[dict], runs: dict[str, list[dict]]) -> str:
     """Round by round: each of our runs against the reference floor's run of the same round.
 
     Every method runs once per round, a few minutes apart at most, so a ratio within a round is
     less exposed to the machine's drift than the ratio of two medians. On the noisy 2-vCPU machine
     of 2026-12-07 the floor's own runs moved by up to 60% (bench/RESULTS.md, thirteenth session)."""
-    floors = [s for s in sums if s.get("floor2") and s.get("rows_per_s")]
-    if not floors:
+    ref = reference_floor(sums)
+    if not ref:
         return ""
-    ref = max(floors, key=lambda s: s["rows_per_s"])
     floor_s = [r["seconds"] if r["ok"] else None for r in runs.get(ref["method"], [])]
     done = [x for x in floor_s if x]
     if len(done) < 2:
         return ""
     lines = ["", f"Round by round: the reference floor took {', '.join(f'{x:.2f}' for x in done)} s "
                  f"({max(done) / min(done) - 1:.0%} apart); against its run in the same round:"]
-    for name in ("pagila_extract, DuckDB 1.4.4", OURS_REF):
+    for name in (OURS_DEFAULTS, OURS_REF):
         pairs = [f / o["seconds"] for f, o in zip(floor_s, runs.get(name, [])) if f and o["ok"]]
         if pairs:
             lines.append(f"- {name}: {', '.join(f'{r:.2f}×' for r in pairs)} (median {med(pairs):.2f}×)")
@@ -793,8 +801,7 @@ def summarize(name: str, runs: list[dict], rows: int) -> dict:
 
 
 def fmt_table(table: str, info: dict, sums: list[dict]) -> str:
-    floors = [s for s in sums if s.get("floor2") and s.get("rows_per_s")]
-    ref = max(floors, key=lambda s: s["rows_per_s"]) if floors else None
+    ref = reference_floor(sums)
     lines = [f"### {table}: {info['rows']:,} rows, {info['size_mb']:.0f} MB heap"
              + (f", {len(info['leaves'])} partitions" if info["leaves"] else ", not partitioned"), ""]
     if ref:
@@ -835,19 +842,20 @@ def fmt_table(table: str, info: dict, sums: list[dict]) -> str:
 
 
 FLOOR_TARGET = 0.9  # pagila_extract should reach 0.9× the two-stream psql COPY floor
-OURS_REF = "pagila_extract, DuckDB 1.4.4, preserve_insertion_order=false"
+OURS_DEFAULTS = "pagila_extract, DuckDB 1.4.4"
+OURS_REF = OURS_DEFAULTS + ", preserve_insertion_order=false"
 RAW_READER = "diagnostic: raw socket reader (bench/rawcopy.py), no decoding"
 
 
 def fmt_floor(table: str, sums: list[dict], store_runs: list[dict], ncpu: int) -> str:
     """The floor proof: wall ≥ (Postgres CPU + the least client CPU) / cores, with this run's figures."""
-    floors = [s for s in sums if s.get("floor2") and s.get("rows_per_s")]
+    floors = two_stream_floors(sums)
     ok = [r for r in store_runs if r["ok"]]
     use = [r for r in ok if not r.get("noisy")] or ok
     if not floors or not use:
         err = next((r.get("error") for r in store_runs if r.get("error")), "no two-stream floor" if use else "not run")
         return f"\nFloor proof ({table}): not computed ({str(err)[:300]})\n" if store_runs else ""
-    ref = max(floors, key=lambda s: s["rows_per_s"])
+    ref = reference_floor(sums)
     ours = next((s for s in sums if s["method"] == OURS_REF and s.get("seconds")), None)
     # Postgres' share: the least any run producing these rows by binary COPY needed (the bound stays a bound)
     least_pg = min(floors + ([ours] if ours else []), key=lambda s: s["pg_cpu"])
