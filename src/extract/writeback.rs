@@ -64,7 +64,7 @@ impl Writeback {
                 let mut tick = 0u32;
                 while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(EVERY) {
                     tick += 1;
-                    let sync = tick % SYNC_EVERY == 0;
+                    let sync = tick.is_multiple_of(SYNC_EVERY);
                     for &fd in &files {
                         if sync {
                             sync_data(fd);
