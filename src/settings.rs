@@ -22,8 +22,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "pagila_early_writeback",
         "true",
         "while pagila_extract runs, ask Linux every 50 ms to start writing the DuckDB database files' dirty \
-         pages to disk (sync_file_range), so that the commit's fsync has little left to wait for; 'false' \
-         turns it off (on hosts without settings: PAGILA_EARLY_WRITEBACK=false)",
+         pages to disk (sync_file_range; fdatasync every 250 ms), so that the commit's fsync has little left \
+         to wait for; 'false' turns it off (on hosts without settings: PAGILA_EARLY_WRITEBACK=false)",
     ),
 ];
 

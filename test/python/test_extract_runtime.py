@@ -841,8 +841,8 @@ def writeback_threads() -> list[str]:
 @pytest.mark.parametrize("how", ["file", "memory", "off"])
 def test_early_writeback_runs_while_an_extract_writes_a_database_file(extension_path, pagila_dsn, admin_dsn, tmp_path,
                                                                       monkeypatch, how):
-    """While an extract runs, a thread hands the database files' dirty pages to the kernel (sync_file_range), so
-    that the commit's fsync has little left to wait for. It runs only where there is a database file, stops with
+    """While an extract runs, a thread hands the database files' dirty pages to the kernel (sync_file_range, and
+    fdatasync every 250 ms), so that the commit's fsync has little left to wait for. It runs only where there is a database file, stops with
     the scan, and `SET pagila_early_writeback = false` (PAGILA_EARLY_WRITEBACK=false without settings) turns it off."""
     if how == "off" and not has_settings():
         monkeypatch.setenv("PAGILA_EARLY_WRITEBACK", "false")
