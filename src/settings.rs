@@ -25,6 +25,13 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
          pages to disk (sync_file_range; fdatasync every 250 ms), so that the commit's fsync has little left \
          to wait for; 'false' turns it off (on hosts without settings: PAGILA_EARLY_WRITEBACK=false)",
     ),
+    (
+        "pagila_read_pacing",
+        "true",
+        "while pagila_extract streams from a server on this machine and the CPUs are saturated, wait 4 ms \
+         after draining a socket before reading it again, so that Postgres sends fewer, bigger TCP segments; \
+         'false' turns it off (on hosts without settings: PAGILA_READ_PACING=false)",
+    ),
 ];
 
 /// Registers every setting where the host supports it (DuckDB ≥ 1.5.6). On older

@@ -20,6 +20,7 @@ use crate::ffi::table::{BindInput, Bound, TableFunction};
 use crate::ffi::BoxError;
 use crate::inner::{Inner, Scanning};
 use crate::pg::catalog::{self, Column, Relation};
+use crate::pg::pacing;
 use crate::pg::pool::{self, Pooled};
 use crate::pg::PgConfig;
 use crate::state::ExtensionState;
@@ -50,6 +51,8 @@ pub struct ScanBind {
     inner: Arc<Inner>,
     /// Early writeback of DuckDB's database files while the scan streams.
     writeback: bool,
+    /// Paced reads while the CPUs are saturated (pg/pacing.rs).
+    pacing: bool,
 }
 
 impl ScanBind {
@@ -181,6 +184,7 @@ fn bind_common(
             conn: Mutex::new(Some(conn)),
             inner: state.inner.clone(),
             writeback: writeback::enabled(input.setting(state, "pagila_early_writeback")),
+            pacing: pacing::enabled(input.setting(state, "pagila_read_pacing")),
         },
         columns: out_cols,
         cardinality: estimate,
@@ -270,6 +274,7 @@ fn init_common(bind: &ScanBind, projection: Vec<usize>) -> Result<(ScanGlobal, u
         snapshot,
         function: f,
         label: bind.label(),
+        pacing: bind.pacing,
     };
     Ok((
         ScanGlobal {

@@ -108,6 +108,8 @@ pub struct Job {
     pub function: &'static str,
     /// What is read, for messages (`table public.payment`).
     pub label: String,
+    /// Paced reads allowed (pg/pacing.rs).
+    pub pacing: bool,
 }
 
 /// State the connection threads share with the scan and with [`Drop`].
@@ -453,6 +455,7 @@ fn run(shared: &Shared, i: usize, first: Option<Pooled>, out: &Outbox) -> Result
             };
             conn.send_query(&sql).map_err(Failure::Read)?;
         }
+        conn.pace_reads(job.pacing);
         let mut copy = conn.start_copy().map_err(Failure::Read)?;
         // Queue the next task's COPY now: Postgres starts it the moment this one ends. Asked
         // for after this one's end, it waited until we had read what the socket buffers held

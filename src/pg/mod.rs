@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod pacing;
 pub mod pool;
 pub mod tls;
 pub mod wire;

@@ -19,6 +19,7 @@ use postgres_protocol::message::frontend;
 
 use super::config::{PgConfig, SslMode};
 use super::error::{PgError, ServerError};
+use super::pacing;
 
 /// The byte stream under a session.
 enum Stream {
@@ -162,6 +163,10 @@ pub struct Connection {
     in_flight: u32,
     /// Set while a COPY streams with batched reads (see [`Connection::batch_reads`]).
     batching: bool,
+    /// The last read returned less than it had room for: the socket was drained.
+    drained: bool,
+    /// Paced reads allowed: the server is on this machine and the caller wants them.
+    pacing: bool,
     target: String,
     pub server_version_num: u32,
 }
@@ -286,6 +291,8 @@ impl Connection {
             cancel: CancelHandle { addr, pid: 0, key: 0 },
             in_flight: 0,
             batching: false,
+            drained: false,
+            pacing: false,
             target,
             server_version_num: 0,
         };
@@ -317,6 +324,16 @@ impl Connection {
         }
     }
 
+    /// Allows paced reads of big COPYs (see pacing.rs) if the server is on this machine.
+    pub fn pace_reads(&mut self, on: bool) {
+        let loopback = self
+            .stream
+            .tcp()
+            .and_then(|t| t.peer_addr().ok())
+            .is_some_and(|a| a.ip().is_loopback());
+        self.pacing = on && loopback;
+    }
+
     /// True while a query's results are still coming.
     pub fn is_busy(&self) -> bool {
         self.in_flight > 0
@@ -327,6 +344,7 @@ impl Connection {
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.in_flight == 0 {
             self.batch_reads(false);
+            self.pacing = false;
         }
     }
 
@@ -516,11 +534,17 @@ impl Connection {
 
     /// One read from the socket into the buffer after `end`, which must have room.
     fn read_some(&mut self) -> Result<(), PgError> {
+        // Paced reads (see pacing.rs): after a read that drained the socket, on loopback.
+        if self.batching && self.drained && self.pacing && pacing::cpus_saturated() {
+            std::thread::sleep(pacing::PAUSE);
+        }
         loop {
+            let want = self.buf.len() - self.end;
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Err(PgError::Io("server closed the connection unexpectedly".into())),
                 Ok(got) => {
                     self.end += got;
+                    self.drained = got < want;
                     return Ok(());
                 }
                 // Batched reads: the timeout only ends a wait for a full batch.

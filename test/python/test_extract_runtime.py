@@ -871,6 +871,29 @@ def test_early_writeback_runs_while_an_extract_writes_a_database_file(extension_
     assert con.execute("SELECT 42").fetchone() == (42,)
 
 
+@pytest.mark.parametrize("pacing", ["on", "off"])
+def test_paced_reads_change_no_row(con, pagila_dsn, monkeypatch, pacing):
+    """Paced reads (a connection to a server on this machine waits 4 ms after draining its socket while the
+    CPUs are saturated) only change when the bytes are read. A big stream, here 2M rows (about 20 MB, well past
+    the 1 MB after which a COPY batches its reads), arrives whole and in order with pacing on and off, off
+    through `SET pagila_read_pacing = false` where DuckDB has settings and PAGILA_READ_PACING=false elsewhere."""
+    if pacing == "off":
+        if has_settings():
+            con.execute("SET pagila_read_pacing = false")
+        else:
+            monkeypatch.setenv("PAGILA_READ_PACING", "false")
+    n = 2_000_000
+    q = f"SELECT g, g * 7 AS h, 'row ' || g AS s FROM generate_series(1, {n}) AS g"
+    got = con.execute(f"""
+        SELECT count(*), sum(g), sum(h), count(DISTINCT s), bool_and(h = g * 7 AND s = 'row ' || g)
+        FROM pagila_query({sql_str(q)}, dsn := {sql_str(pagila_dsn)})""").fetchone()
+    assert got == (n, n * (n + 1) // 2, 7 * n * (n + 1) // 2, n, True)
+    if has_settings():
+        help_text = con.execute(
+            "SELECT description FROM duckdb_settings() WHERE name = 'pagila_read_pacing'").fetchone()[0]
+        assert "4 ms" in help_text and "PAGILA_READ_PACING" in help_text, help_text
+
+
 def test_database_file_stays_locked_after_an_extract(extension_path, pagila_dsn, tmp_path):
     """DuckDB locks its database file with fcntl, and closing any descriptor of the file drops every such lock the
     process holds. Early writeback uses DuckDB's own descriptors and never opens or closes one: after extracts into
