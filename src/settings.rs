@@ -45,3 +45,30 @@ pub fn register(loader: &Loader, host: &HostVersion) -> Result<(), BoxError> {
     }
     Ok(())
 }
+
+/// An on/off setting that is on by default: the setting's value if set, else the environment
+/// variable `env` (for hosts without settings), else on. "false", "off", "0" and "no" are off.
+pub fn switch(setting: Option<String>, env: &str) -> bool {
+    let v = setting.filter(|s| !s.is_empty()).or_else(|| std::env::var(env).ok());
+    match v.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) => !matches!(s.as_str(), "false" | "off" | "0" | "no"),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::switch;
+
+    #[test]
+    fn a_switch_is_on_unless_turned_off() {
+        let env = "PAGILA_TEST_SWITCH_UNSET";
+        assert!(switch(None, env));
+        assert!(switch(Some(String::new()), env));
+        assert!(switch(Some("true".into()), env));
+        assert!(!switch(Some("false".into()), env));
+        assert!(!switch(Some(" OFF ".into()), env));
+        assert!(!switch(Some("0".into()), env));
+        assert!(!switch(Some("no".into()), env));
+    }
+}

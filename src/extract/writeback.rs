@@ -81,13 +81,7 @@ impl Writeback {
 
 /// Whether early writeback is on: the setting, else the environment, else on.
 pub fn enabled(setting: Option<String>) -> bool {
-    let v = setting
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("PAGILA_EARLY_WRITEBACK").ok());
-    match v.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
-        Some(s) => !matches!(s.as_str(), "false" | "off" | "0" | "no"),
-        None => true,
-    }
+    crate::settings::switch(setting, "PAGILA_EARLY_WRITEBACK")
 }
 
 /// DuckDB's own descriptors of those files. Never a descriptor of our own: closing any
@@ -142,16 +136,3 @@ fn sync_data(fd: RawFd) {
 
 #[cfg(not(target_os = "linux"))]
 fn sync_data(_fd: RawFd) {}
-
-#[cfg(test)]
-mod tests {
-    use super::enabled;
-
-    #[test]
-    fn the_setting_turns_it_off() {
-        assert!(enabled(Some("true".into())));
-        assert!(!enabled(Some("false".into())));
-        assert!(!enabled(Some(" OFF ".into())));
-        assert!(!enabled(Some("0".into())));
-    }
-}
