@@ -167,6 +167,8 @@ pub struct Connection {
     drained: bool,
     /// Paced reads allowed: the server is on this machine and the caller wants them.
     pacing: bool,
+    /// The server is reached over TCP loopback (found once, at connect).
+    loopback: bool,
     target: String,
     pub server_version_num: u32,
 }
@@ -282,6 +284,10 @@ impl Connection {
                 other
             }
         };
+        let loopback = stream
+            .tcp()
+            .and_then(|t| t.peer_addr().ok())
+            .is_some_and(|a| a.ip().is_loopback());
         let mut conn = Connection {
             stream,
             buf: vec![0; READ_BUF],
@@ -293,6 +299,7 @@ impl Connection {
             batching: false,
             drained: false,
             pacing: false,
+            loopback,
             target,
             server_version_num: 0,
         };
@@ -326,12 +333,7 @@ impl Connection {
 
     /// Allows paced reads of big COPYs (see pacing.rs) if the server is on this machine.
     pub fn pace_reads(&mut self, on: bool) {
-        let loopback = self
-            .stream
-            .tcp()
-            .and_then(|t| t.peer_addr().ok())
-            .is_some_and(|a| a.ip().is_loopback());
-        self.pacing = on && loopback;
+        self.pacing = on && self.loopback;
     }
 
     /// True while a query's results are still coming.
