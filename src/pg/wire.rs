@@ -167,8 +167,6 @@ pub struct Connection {
     drained: bool,
     /// Paced reads allowed: the server is on this machine and the caller wants them.
     pacing: bool,
-    /// The server is reached over TCP loopback (found once, at connect).
-    loopback: bool,
     target: String,
     pub server_version_num: u32,
 }
@@ -284,10 +282,6 @@ impl Connection {
                 other
             }
         };
-        let loopback = stream
-            .tcp()
-            .and_then(|t| t.peer_addr().ok())
-            .is_some_and(|a| a.ip().is_loopback());
         let mut conn = Connection {
             stream,
             buf: vec![0; READ_BUF],
@@ -299,7 +293,6 @@ impl Connection {
             batching: false,
             drained: false,
             pacing: false,
-            loopback,
             target,
             server_version_num: 0,
         };
@@ -333,7 +326,9 @@ impl Connection {
 
     /// Allows paced reads of big COPYs (see pacing.rs) if the server is on this machine.
     pub fn pace_reads(&mut self, on: bool) {
-        self.pacing = on && self.loopback;
+        // The address we connected to (kept for cancel requests) is the socket's peer.
+        let loopback = matches!(&self.cancel.addr, Endpoint::Tcp(a) if a.ip().is_loopback());
+        self.pacing = on && loopback;
     }
 
     /// True while a query's results are still coming.
